@@ -1,0 +1,102 @@
+import { randomUUID } from 'node:crypto';
+import express, { type ErrorRequestHandler, type RequestHandler } from 'express';
+import { ScopeGateError, isScopeGateError } from '../shared/errors.ts';
+import { authenticateAdmin } from './http/auth.ts';
+import { buildOpenApi } from './http/openapi.ts';
+import type { SidecarMetrics } from './metrics.ts';
+import type { SidecarContext } from './routes/context.ts';
+import { evaluateRoutes } from './routes/evaluate.ts';
+import { managementRoutes } from './routes/management.ts';
+
+export interface AppDeps extends SidecarContext {
+  metrics: SidecarMetrics;
+}
+
+/**
+ * Builds the Express app from injected parts; never listens (main.ts does). Every error leaves through one
+ * handler that turns it into SPEC §3's JSON error body; anything unexpected is logged and answered as a
+ * generic 500 without internals.
+ */
+export function createApp(deps: AppDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('query parser', 'simple');
+
+  app.use(((req, res, next) => {
+    const requestId = typeof req.headers['x-request-id'] === 'string' && /^[\w.-]{1,64}$/.test(req.headers['x-request-id']) ? req.headers['x-request-id'] : randomUUID();
+    res.locals.requestId = requestId;
+    res.locals.log = deps.logger.child({ requestId });
+    res.setHeader('x-request-id', requestId);
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      deps.metrics.httpRequests.inc({ method: req.method, status: String(res.statusCode) });
+      (res.locals.log as typeof deps.logger).debug({ method: req.method, path: req.path.slice(0, 200), status: res.statusCode, ms }, 'request');
+    });
+    next();
+  }) as RequestHandler);
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (_req, res) => {
+    try {
+      await deps.store.ping();
+      res.json({ status: 'ready', revision: deps.replica.seq });
+    } catch {
+      res.status(503).json(new ScopeGateError('STORE_UNAVAILABLE').toBody());
+    }
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.setHeader('content-type', deps.metrics.registry.contentType);
+    res.send(await deps.metrics.registry.metrics());
+  });
+
+  app.use(express.json({ limit: '1mb', type: () => true }));
+
+  const openapi = () => buildOpenApi(deps.routes.all());
+  app.get('/openapi.json', (_req, res) => {
+    res.json(openapi());
+  });
+  app.get('/v1/openapi.json', (_req, res) => {
+    res.json(openapi());
+  });
+
+  const v1 = express.Router();
+  v1.use(((_req, res, next) => {
+    res.locals.principal = authenticateAdmin(deps.replica.model, deps.adminToken, _req.headers.authorization);
+    next();
+  }) as RequestHandler);
+  v1.use(managementRoutes(deps));
+  v1.use(evaluateRoutes(deps));
+  app.use('/v1', v1);
+
+  app.use(((req, _res, next) => {
+    next(new ScopeGateError('ROUTE_NOT_FOUND', `No route ${req.method} ${req.path.slice(0, 200)}.`));
+  }) as RequestHandler);
+
+  app.use(((err, _req, res, _next) => {
+    const log = (res.locals.log as typeof deps.logger | undefined) ?? deps.logger;
+    let error: ScopeGateError;
+    if (isScopeGateError(err)) error = err;
+    else if (isBodyParserError(err)) {
+      error =
+        err.type === 'entity.too.large'
+          ? new ScopeGateError('PAYLOAD_TOO_LARGE')
+          : err.type === 'entity.parse.failed'
+            ? new ScopeGateError('INVALID_JSON')
+            : new ScopeGateError('BAD_REQUEST', 'The request body could not be read.');
+    } else {
+      log.error({ err }, 'unexpected error');
+      error = new ScopeGateError('INTERNAL');
+    }
+    if (error.code === 'STORE_UNAVAILABLE') deps.metrics.storeErrors.inc();
+    res.status(error.status).json(error.toBody());
+  }) as ErrorRequestHandler);
+
+  return app;
+}
+
+function isBodyParserError(e: unknown): e is { type: string; status: number } {
+  return typeof e === 'object' && e !== null && typeof (e as { type?: unknown }).type === 'string' && typeof (e as { status?: unknown }).status === 'number';
+}

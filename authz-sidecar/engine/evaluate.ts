@@ -1,0 +1,274 @@
+import type { PolicyModel } from '../model/policy-model.ts';
+import type {
+  MembershipRecord,
+  PermissionRecord,
+  RoleRecord,
+  ScopeRecord,
+} from '../model/records.ts';
+import { patternFits, wildcardFits } from './match.ts';
+
+/**
+ * The decision engine: pure functions over the in-memory model, no I/O.
+ *
+ * Steps, as SPEC §3 states them: resolvePath (target scope up to the nearest `define` boundary) →
+ * candidateGrants (memberships of the subject on the path → their roles visible on the path → those roles'
+ * permissions visible on the path) → fits (action, resourceType, resourcePattern) → overrides (nearest to the
+ * target wins) → decide.
+ */
+
+export type SubjectType = 'user' | 'actor';
+
+export interface EvaluateRequest {
+  subjectId: string;
+  subjectType: SubjectType;
+  scopeId: string;
+  action: string;
+  resourceType: string;
+  resourceId?: string | undefined;
+}
+
+export interface Grant {
+  membershipId: string;
+  membershipScopeId: string;
+  roleId: string;
+  roleName: string;
+  permissionId: string;
+  permissionKey: string;
+  permissionScopeId: string;
+}
+
+export type TraceReason =
+  | 'applies'
+  | 'not_on_path'
+  | 'other_tenant'
+  | 'beyond_boundary'
+  | 'role_not_visible'
+  | 'permission_not_visible'
+  | 'no_roles'
+  | 'no_permissions'
+  | 'action_mismatch'
+  | 'resource_type_mismatch'
+  | 'pattern_mismatch'
+  | 'override_disabled';
+
+export interface TraceStep {
+  membershipId: string;
+  membershipScopeId: string;
+  roleId?: string;
+  permissionId?: string;
+  permissionKey?: string;
+  result: 'applies' | 'skipped';
+  reason: TraceReason;
+  /** The scope whose override decided (disabled, or a nearer `enabled` that re-enabled). */
+  overrideScopeId?: string;
+  overrideId?: string;
+}
+
+export type DenyReason =
+  | 'unknown_subject'
+  | 'subject_disabled'
+  | 'no_membership'
+  | 'no_matching_permission'
+  | 'override_disabled';
+
+export interface Decision {
+  decision: 'ALLOWED' | 'DENIED';
+  grant?: Grant;
+  reason?: DenyReason;
+  /** The scopes walked, target first, ending at the boundary. */
+  path: string[];
+  trace?: TraceStep[];
+}
+
+/** The target scope, its ancestors, up to and including the nearest `define` scope (always the tenant). */
+export function resolvePath(model: PolicyModel, scopeId: string): ScopeRecord[] {
+  const path: ScopeRecord[] = [];
+  for (const scope of model.ancestry(scopeId)) {
+    path.push(scope);
+    if (scope.parentId === null || permissionModeOf(model, scope) === 'define') break;
+  }
+  return path;
+}
+
+export function permissionModeOf(model: PolicyModel, scope: ScopeRecord): 'define' | 'merge' {
+  return model.get('scopeType', scope.typeId)?.config.permissionMode ?? 'define';
+}
+
+export interface Candidate {
+  membership: MembershipRecord;
+  role: RoleRecord;
+  permission: PermissionRecord;
+  /** Index on the path of the scope that defines the permission. */
+  permissionDepth: number;
+}
+
+interface PathIndex {
+  path: ScopeRecord[];
+  depth: Map<string, number>;
+}
+
+function indexPath(path: ScopeRecord[]): PathIndex {
+  const depth = new Map<string, number>();
+  path.forEach((s, i) => depth.set(s.id, i));
+  return { path, depth };
+}
+
+/**
+ * Every (membership, role, permission) the subject holds that is visible at the target; `onSkip` hears why the
+ * others are not (used by explain).
+ */
+function* candidateGrants(
+  model: PolicyModel,
+  subjectId: string,
+  at: PathIndex,
+  onSkip?: (step: TraceStep) => void,
+): Generator<Candidate> {
+  const tenantId = at.path[0]?.tenantId;
+  for (const membership of model.membershipsOf(subjectId)) {
+    const base = { membershipId: membership.id, membershipScopeId: membership.scopeId };
+    if (!at.depth.has(membership.scopeId)) {
+      if (onSkip) {
+        const reason: TraceReason =
+          membership.tenantId !== tenantId
+            ? 'other_tenant'
+            : model.ancestry(at.path[0]!.id).some((s) => s.id === membership.scopeId)
+              ? 'beyond_boundary'
+              : 'not_on_path';
+        onSkip({ ...base, result: 'skipped', reason });
+      }
+      continue;
+    }
+    const assignments = model.referrersOf(membership.id, 'roleAssignment');
+    if (assignments.length === 0) onSkip?.({ ...base, result: 'skipped', reason: 'no_roles' });
+    for (const assignment of assignments) {
+      const role = model.get('role', assignment.roleId);
+      if (!role) continue;
+      if (!at.depth.has(role.scopeId)) {
+        onSkip?.({ ...base, roleId: role.id, result: 'skipped', reason: 'role_not_visible' });
+        continue;
+      }
+      const links = model.referrersOf(role.id, 'rolePermission');
+      if (links.length === 0) onSkip?.({ ...base, roleId: role.id, result: 'skipped', reason: 'no_permissions' });
+      for (const link of links) {
+        const permission = model.get('permission', link.permissionId);
+        if (!permission) continue;
+        const permissionDepth = at.depth.get(permission.scopeId);
+        if (permissionDepth === undefined) {
+          onSkip?.({
+            ...base,
+            roleId: role.id,
+            permissionId: permission.id,
+            permissionKey: permission.key,
+            result: 'skipped',
+            reason: 'permission_not_visible',
+          });
+          continue;
+        }
+        yield { membership, role, permission, permissionDepth };
+      }
+    }
+  }
+}
+
+/**
+ * The override that decides whether `role` may use `permission` at the target: the nearest one to the
+ * target, from the target up to the scope that defines the permission. At one scope, an override of the
+ * role's use of the permission is more specific than one of the permission and wins.
+ */
+export function decidingOverride(model: PolicyModel, at: PathIndex, c: Candidate) {
+  for (let i = 0; i <= c.permissionDepth; i++) {
+    const scope = at.path[i]!;
+    const o =
+      model.rolePermissionOverrideAt(scope.id, c.role.id, c.permission.id) ??
+      model.permissionOverrideAt(scope.id, c.permission.id);
+    if (o) return o;
+  }
+  return undefined;
+}
+
+export function evaluate(model: PolicyModel, req: EvaluateRequest, explain = false): Decision {
+  const pathRecords = resolvePath(model, req.scopeId);
+  const at = indexPath(pathRecords);
+  const path = pathRecords.map((s) => s.id);
+  const trace: TraceStep[] | undefined = explain ? [] : undefined;
+
+  const subject = model.subject(req.subjectId);
+  if (!subject || subject.kind !== req.subjectType) {
+    return { decision: 'DENIED', reason: 'unknown_subject', path, ...(trace ? { trace } : {}) };
+  }
+  if (subject.kind === 'actor' && subject.disabled) {
+    return { decision: 'DENIED', reason: 'subject_disabled', path, ...(trace ? { trace } : {}) };
+  }
+
+  let sawMembership = false;
+  let sawOverride = false;
+  let allowed: Grant | undefined;
+  const onSkip = trace
+    ? (step: TraceStep) => {
+        trace.push(step);
+      }
+    : undefined;
+
+  for (const c of candidateGrants(model, req.subjectId, at, onSkip)) {
+    sawMembership = true;
+    const step: TraceStep = {
+      membershipId: c.membership.id,
+      membershipScopeId: c.membership.scopeId,
+      roleId: c.role.id,
+      permissionId: c.permission.id,
+      permissionKey: c.permission.key,
+      result: 'skipped',
+      reason: 'applies',
+    };
+    if (!wildcardFits(c.permission.action, req.action)) step.reason = 'action_mismatch';
+    else if (!wildcardFits(c.permission.resourceType, req.resourceType)) step.reason = 'resource_type_mismatch';
+    else if (!patternFits(c.permission.resourcePattern, req.resourceType, req.resourceId)) step.reason = 'pattern_mismatch';
+    else {
+      const o = decidingOverride(model, at, c);
+      if (o) {
+        step.overrideScopeId = o.childScopeId;
+        step.overrideId = o.id;
+      }
+      if (o?.state === 'disabled') {
+        step.reason = 'override_disabled';
+        sawOverride = true;
+      } else {
+        step.result = 'applies';
+        allowed ??= {
+          membershipId: c.membership.id,
+          membershipScopeId: c.membership.scopeId,
+          roleId: c.role.id,
+          roleName: c.role.name,
+          permissionId: c.permission.id,
+          permissionKey: c.permission.key,
+          permissionScopeId: c.permission.scopeId,
+        };
+        if (!trace) break;
+      }
+    }
+    trace?.push(step);
+  }
+  if (!sawMembership) sawMembership = model.membershipsOf(req.subjectId).some((m) => at.depth.has(m.scopeId));
+
+  if (allowed) return { decision: 'ALLOWED', grant: allowed, path, ...(trace ? { trace } : {}) };
+  const reason: DenyReason = sawOverride ? 'override_disabled' : sawMembership ? 'no_matching_permission' : 'no_membership';
+  return { decision: 'DENIED', reason, path, ...(trace ? { trace } : {}) };
+}
+
+/**
+ * The resource patterns a subject may use for `action` on resourceType `topic` at a scope, after overrides:
+ * what the broker needs to decide publishes and subscriptions of an `rbac` app in memory. A publish of topic T
+ * is allowed iff some pattern matches T; exactly what `evaluate` answers for that request.
+ */
+export function allowedTopicPatterns(model: PolicyModel, subjectId: string, scopeId: string, action: string): string[] {
+  const subject = model.subject(subjectId);
+  if (!subject || (subject.kind === 'actor' && subject.disabled)) return [];
+  const at = indexPath(resolvePath(model, scopeId));
+  const out = new Set<string>();
+  for (const c of candidateGrants(model, subjectId, at)) {
+    if (!wildcardFits(c.permission.action, action) || !wildcardFits(c.permission.resourceType, 'topic')) continue;
+    if (decidingOverride(model, at, c)?.state === 'disabled') continue;
+    out.add(c.permission.resourcePattern === '*' ? '#' : c.permission.resourcePattern);
+  }
+  return [...out];
+}

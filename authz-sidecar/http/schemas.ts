@@ -1,0 +1,198 @@
+/**
+ * One zod schema per input of the HTTP API. Request types are inferred from these, the router validates
+ * with them, and the OpenAPI document is generated from them: nothing is written twice.
+ */
+import { z } from 'zod';
+
+/** No control characters anywhere in free text (names, descriptions). */
+const text = (max: number) =>
+  z
+    .string()
+    .min(1)
+    .max(max)
+    // eslint-disable-next-line no-control-regex
+    .regex(/^[^\u0000-\u001f\u007f]*$/, 'must not contain control characters');
+
+/** A topic-safe slug: lowercase letters, digits and dashes, starting with a letter or digit. */
+export const slug = z
+  .string()
+  .min(1)
+  .max(63)
+  .regex(/^[a-z0-9][a-z0-9-]*$/, 'must be lowercase letters, digits and dashes, starting with a letter or digit');
+
+/** A resource id as this API issues them: `<prefix>_<chars>`. */
+export const id = (prefix?: string) =>
+  z
+    .string()
+    .min(3)
+    .max(120)
+    .regex(
+      prefix ? new RegExp(`^${prefix}_[a-z0-9_]+$`) : /^[a-z][a-z0-9]*_[a-z0-9_]+$/,
+      prefix ? `must be an id starting with '${prefix}_'` : 'must be a resource id',
+    );
+
+const externalId = z.string().min(1).max(200).regex(/^[^\u0000-\u001f\u007f]*$/).nullable();
+const email = z.email().max(254);
+const permissionMode = z.enum(['define', 'merge']);
+const overrideState = z.enum(['enabled', 'disabled']);
+const limit = z.number().int().min(0).max(1_000_000).nullable();
+/** Action, resource type: words, or `*`. */
+const word = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^(\*|[A-Za-z0-9][A-Za-z0-9_.:-]*)$/, 'must be `*` or a word of letters, digits, _ . : -');
+const pattern = z
+  .string()
+  .min(1)
+  .max(1024)
+  .regex(/^[^\u0000-\u001f\u007f]*$/, 'must not contain control characters');
+
+export const schemas = {
+  tenantCreate: z.strictObject({
+    name: text(200),
+    slug: slug.optional(),
+    kind: z.string().min(1).max(64).regex(/^[a-z0-9_-]+$/).default('standard'),
+    planKey: z.string().min(1).max(64).nullable().optional(),
+    billingEmail: email.nullable().optional(),
+    maxUsers: limit.optional(),
+    maxWorkspaces: limit.optional(),
+    externalId: externalId.optional(),
+  }),
+  tenantPatch: z.strictObject({
+    name: text(200).optional(),
+    kind: z.string().min(1).max(64).regex(/^[a-z0-9_-]+$/).optional(),
+    planKey: z.string().min(1).max(64).nullable().optional(),
+    billingEmail: email.nullable().optional(),
+    maxUsers: limit.optional(),
+    maxWorkspaces: limit.optional(),
+    externalId: externalId.optional(),
+  }),
+  workspaceCreate: z.strictObject({
+    tenantId: id('tenant'),
+    name: text(200),
+    slug: slug.optional(),
+    externalId: externalId.optional(),
+  }),
+  projectCreate: z.strictObject({
+    tenantId: id('tenant'),
+    workspaceId: id('workspace'),
+    name: text(200),
+    slug: slug.optional(),
+    externalId: externalId.optional(),
+  }),
+  environmentCreate: z.strictObject({
+    tenantId: id('tenant'),
+    projectId: id('project'),
+    name: text(200),
+    slug: slug.optional(),
+    externalId: externalId.optional(),
+  }),
+  entityPatch: z.strictObject({ name: text(200).optional(), externalId: externalId.optional() }),
+  scopeCreate: z.strictObject({
+    parentScopeId: id('scope'),
+    typeId: id('type'),
+    name: text(200),
+    slug: slug.optional(),
+    externalId: externalId.optional(),
+  }),
+  scopeTypeCreate: z.strictObject({
+    id: id('type'),
+    name: text(200),
+    config: z.strictObject({ permissionMode: permissionMode.default('merge') }).default({ permissionMode: 'merge' }),
+  }),
+  scopeTypePatch: z.strictObject({ name: text(200).optional() }),
+  scopeTypeEdgeCreate: z.strictObject({ parentTypeId: id('type'), childTypeId: id('type') }),
+  roleCreate: z.strictObject({
+    scopeId: id('scope'),
+    name: text(100),
+    description: z.string().max(1000).regex(/^[^\u0000-\u001f\u007f]*$/).nullable().optional(),
+  }),
+  rolePatch: z.strictObject({
+    name: text(100).optional(),
+    description: z.string().max(1000).regex(/^[^\u0000-\u001f\u007f]*$/).nullable().optional(),
+  }),
+  permissionCreate: z.strictObject({
+    scopeId: id('scope'),
+    action: word,
+    resourceType: word,
+    resourcePattern: pattern.default('*'),
+    key: z.string().min(1).max(200).regex(/^[^\u0000-\u001f\u007f\s]*$/).optional(),
+  }),
+  rolePermissionCreate: z.strictObject({ roleId: id('role'), permissionId: id('perm') }),
+  userCreate: z.strictObject({
+    kindeId: z.string().min(1).max(200).regex(/^[^\u0000-\u001f\u007f]*$/),
+    email,
+    firstName: text(100).nullable().optional(),
+    lastName: text(100).nullable().optional(),
+    defaultTenantId: id('tenant').nullable().optional(),
+  }),
+  userPatch: z.strictObject({
+    email: email.optional(),
+    firstName: text(100).nullable().optional(),
+    lastName: text(100).nullable().optional(),
+    defaultTenantId: id('tenant').nullable().optional(),
+  }),
+  membershipCreate: z.strictObject({ subjectId: id(), scopeId: id('scope') }),
+  roleAssignmentCreate: z.strictObject({ roleId: id('role'), membershipId: id('membership') }),
+  permissionOverride: z.strictObject({ childScopeId: id('scope'), permissionId: id('perm'), state: overrideState }),
+  rolePermissionOverride: z.strictObject({
+    childScopeId: id('scope'),
+    roleId: id('role'),
+    permissionId: id('perm'),
+    state: overrideState,
+  }),
+  evaluate: z.strictObject({
+    actor: z.strictObject({ subjectId: z.string().min(1).max(120), subjectType: z.enum(['user', 'actor']) }),
+    scopeId: z.string().min(1).max(120),
+    action: z.string().min(1).max(64),
+    resource: z.strictObject({
+      resourceType: z.string().min(1).max(64),
+      resourceId: z.string().min(1).max(1024).optional(),
+    }),
+    consistency: z.strictObject({ atLeastAsFresh: z.number().int().min(0) }).optional(),
+  }),
+  apiKeyCreate: z.strictObject({ scopeId: id('scope'), name: text(100) }),
+  // Seed 000
+  accessScopeCreate: z.strictObject({
+    slug,
+    name: text(200),
+    parentScopeId: id('scope').optional(),
+    externalId: externalId.optional(),
+  }),
+  actorCreate: z.strictObject({
+    name: text(200),
+    kind: z.enum(['device', 'agent', 'service']).default('device'),
+    accessScopeId: id('scope').nullable().optional(),
+  }),
+  actorPatch: z.strictObject({
+    name: text(200).optional(),
+    accessScopeId: id('scope').nullable().optional(),
+    disabled: z.boolean().optional(),
+  }),
+  appCreate: z.strictObject({
+    slug,
+    name: text(200),
+    mode: z.enum(['open', 'rbac']).default('open'),
+  }),
+  appPatch: z.strictObject({ name: text(200).optional(), mode: z.enum(['open', 'rbac']).optional() }),
+  appActorGrant: z.strictObject({ actorId: id('actor') }),
+  tokenCreate: z.strictObject({ ttlSeconds: z.number().int().min(1).max(31_536_000).default(3600) }),
+  // Query strings
+  listQuery: z.object({
+    limit: z.coerce.number().int().min(1).max(1000).default(100),
+    cursor: z.string().max(200).optional(),
+  }),
+  deleteQuery: z.object({ cascade: z.enum(['true', 'false']).optional() }),
+  explainQuery: z.object({ explain: z.enum(['true', 'false']).optional() }),
+  auditQuery: z.object({
+    limit: z.coerce.number().int().min(1).max(1000).default(100),
+    before: z.coerce.number().int().min(1).optional(),
+    tenantId: z.string().max(120).optional(),
+  }),
+};
+
+export const batchOf = <T extends z.ZodType>(item: T) => z.array(item).min(1).max(1000);
+
+export type Schemas = typeof schemas;
+export type Input<K extends keyof Schemas> = z.infer<Schemas[K]>;

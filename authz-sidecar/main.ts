@@ -1,0 +1,74 @@
+import pino from 'pino';
+import { ConfigError, loadSidecarConfig } from './config.ts';
+import { createSidecar } from './sidecar.ts';
+import { MemoryPolicyStore } from './store/memory-policy-store.ts';
+import type { PolicyStore } from './store/policy-store.ts';
+import { RedisPolicyStore, createRedisClient } from './store/redis-policy-store.ts';
+
+/** Starts one sidecar from the environment: config → store → sidecar → listen; SIGTERM shuts down gracefully. */
+export async function main(env: NodeJS.ProcessEnv = process.env): Promise<{ port: number; adminToken: string; brokerToken: string; close(): Promise<void> }> {
+  const config = loadSidecarConfig(env);
+  const logger = pino({ level: config.logLevel, base: { process: 'authz-sidecar' }, redact: ['req.headers.authorization', 'password', 'token', 'secret'] });
+
+  let store: PolicyStore;
+  if (config.redisUrl) {
+    store = new RedisPolicyStore({ redis: createRedisClient(config.redisUrl), prefix: config.redisPrefix });
+    logger.info({ redis: redactUrl(config.redisUrl), prefix: config.redisPrefix }, 'store: Redis');
+  } else {
+    store = new MemoryPolicyStore();
+    logger.warn('store: in-memory (REDIS_URL is unset) — nothing is durable; every write is lost when this process stops');
+  }
+
+  const sidecar = await createSidecar({
+    store,
+    adminToken: config.adminToken,
+    brokerToken: config.brokerToken,
+    logger,
+    tokenIssuer: config.tokenIssuer,
+  });
+  const port = await sidecar.listen(config.port, config.host);
+  logger.info({ port }, `authz-sidecar listening on http://${config.host}:${port}`);
+
+  if (!config.adminToken) {
+    // Printed once, to stdout, so a first-time user can paste it; never logged.
+    process.stdout.write(
+      [
+        '',
+        'No AUTHZ_ADMIN_TOKEN was set, so this one was generated for this run:',
+        `  AUTHZ_ADMIN_TOKEN=${sidecar.adminToken}`,
+        'Try:',
+        `  curl -s -X POST http://127.0.0.1:${port}/v1/tenants -H 'Authorization: Bearer ${sidecar.adminToken}' -H 'content-type: application/json' -d '{"name":"Acme Corp","slug":"acme-corp"}'`,
+        '',
+      ].join('\n') + '\n',
+    );
+  }
+
+  let closing: Promise<void> | undefined;
+  const close = () => (closing ??= sidecar.close());
+  return { port, adminToken: sidecar.adminToken, brokerToken: sidecar.brokerToken, close };
+}
+
+function redactUrl(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@');
+}
+
+const isEntry = process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href;
+if (isEntry) {
+  main().then(
+    (running) => {
+      const stop = (signal: string) => {
+        process.stderr.write(`authz-sidecar: ${signal}, shutting down\n`);
+        running.close().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    },
+    (err: unknown) => {
+      process.stderr.write(`${err instanceof ConfigError ? err.message : `authz-sidecar failed to start: ${String((err as Error)?.stack ?? err)}`}\n`);
+      process.exit(1);
+    },
+  );
+}

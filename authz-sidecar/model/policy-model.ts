@@ -1,0 +1,228 @@
+import type { ChangeEvent, Snapshot } from '../store/policy-store.ts';
+import {
+  GLOBAL_PARTITION,
+  type MembershipRecord,
+  type PermissionOverrideRecord,
+  type RecordKind,
+  type RecordOf,
+  type RolePermissionOverrideRecord,
+  type ScopeRecord,
+  type StoredRecord,
+} from './records.ts';
+import { identitiesOf, referencesOf } from './references.ts';
+
+/**
+ * The in-memory, indexed copy of the store that every decision is computed from. It is only ever changed by
+ * applying a snapshot or change events from the store, so every sidecar replica converges on the same state.
+ * Indexes are maintained incrementally: applying one change costs O(records in the change).
+ */
+export class PolicyModel {
+  /** The store seq this model reflects. */
+  seq = 0;
+  private readonly partitionSeqs = new Map<string, number>();
+  private readonly records = new Map<string, StoredRecord>();
+  private readonly byKind = new Map<RecordKind, Map<string, StoredRecord>>();
+  /** target id (or subjectId) → ids of records that refer to it. */
+  private readonly referrers = new Map<string, Set<string>>();
+  /** subjectId → user or actor record id. */
+  private readonly subjects = new Map<string, string>();
+  /** scopeId → overrides defined at that scope, keyed for the engine's lookups. */
+  private readonly permissionOverrides = new Map<string, Map<string, PermissionOverrideRecord>>();
+  private readonly rolePermissionOverrides = new Map<string, Map<string, RolePermissionOverrideRecord>>();
+  /** Unique keys (e.g. slug among siblings) → record id. */
+  private readonly uniqueKeys = new Map<string, string>();
+
+  static fromSnapshot(snapshot: Snapshot): PolicyModel {
+    const model = new PolicyModel();
+    model.load(snapshot);
+    return model;
+  }
+
+  load(snapshot: Snapshot): void {
+    this.records.clear();
+    this.byKind.clear();
+    this.referrers.clear();
+    this.subjects.clear();
+    this.permissionOverrides.clear();
+    this.rolePermissionOverrides.clear();
+    this.uniqueKeys.clear();
+    this.partitionSeqs.clear();
+    for (const r of snapshot.records) this.insert(r);
+    for (const [p, s] of Object.entries(snapshot.partitions)) this.partitionSeqs.set(p, s);
+    this.seq = snapshot.seq;
+  }
+
+  /** Applies one change event; events at or below the current seq are ignored (already applied). */
+  apply(event: ChangeEvent): boolean {
+    if (event.seq <= this.seq) return false;
+    for (const ref of event.deletes) this.remove(ref.id);
+    for (const r of event.puts) {
+      this.remove(r.id);
+      this.insert(r);
+    }
+    for (const p of event.partitions) this.partitionSeqs.set(p, event.seq);
+    this.seq = event.seq;
+    return true;
+  }
+
+  partitionSeq(partition: string): number {
+    return this.partitionSeqs.get(partition) ?? 0;
+  }
+
+  get<K extends RecordKind>(kind: K, id: string): RecordOf<K> | undefined {
+    const r = this.records.get(id);
+    return r && r.kind === kind ? (r as RecordOf<K>) : undefined;
+  }
+
+  getAny(id: string): StoredRecord | undefined {
+    return this.records.get(id);
+  }
+
+  all<K extends RecordKind>(kind: K): IterableIterator<RecordOf<K>> {
+    const map = this.byKind.get(kind) ?? new Map<string, StoredRecord>();
+    return map.values() as IterableIterator<RecordOf<K>>;
+  }
+
+  count(kind: RecordKind): number {
+    return this.byKind.get(kind)?.size ?? 0;
+  }
+
+  /** Records of `kind` that refer to `targetId` (in any reference field, or via subjectId). */
+  referrersOf<K extends RecordKind>(targetId: string, kind?: K): RecordOf<K>[] {
+    const ids = this.referrers.get(targetId);
+    if (!ids) return [];
+    const out: RecordOf<K>[] = [];
+    for (const id of ids) {
+      const r = this.records.get(id);
+      if (r && (kind === undefined || r.kind === kind)) out.push(r as RecordOf<K>);
+    }
+    return out;
+  }
+
+  /** The user or actor behind a subjectId. */
+  subject(subjectId: string): RecordOf<'user'> | RecordOf<'actor'> | undefined {
+    const id = this.subjects.get(subjectId);
+    const r = id === undefined ? undefined : this.records.get(id);
+    return r && (r.kind === 'user' || r.kind === 'actor') ? r : undefined;
+  }
+
+  membershipsOf(subjectId: string): MembershipRecord[] {
+    return this.referrersOf(subjectId, 'membership');
+  }
+
+  childScopes(scopeId: string): ScopeRecord[] {
+    return this.referrersOf(scopeId, 'scope').filter((s) => s.parentId === scopeId);
+  }
+
+  permissionOverrideAt(scopeId: string, permissionId: string): PermissionOverrideRecord | undefined {
+    return this.permissionOverrides.get(scopeId)?.get(permissionId);
+  }
+
+  rolePermissionOverrideAt(scopeId: string, roleId: string, permissionId: string): RolePermissionOverrideRecord | undefined {
+    return this.rolePermissionOverrides.get(scopeId)?.get(`${roleId}\u0000${permissionId}`);
+  }
+
+  /** Looks up a unique key (see uniqueKeyOf). */
+  byUniqueKey(key: string): StoredRecord | undefined {
+    const id = this.uniqueKeys.get(key);
+    return id === undefined ? undefined : this.records.get(id);
+  }
+
+  /** The scope, its parent, … up to the root (the tenant scope). Guards against cycles. */
+  ancestry(scopeId: string): ScopeRecord[] {
+    const out: ScopeRecord[] = [];
+    let current = this.get('scope', scopeId);
+    while (current && out.length < 1_000) {
+      out.push(current);
+      current = current.parentId === null ? undefined : this.get('scope', current.parentId);
+    }
+    return out;
+  }
+
+  private insert(r: StoredRecord): void {
+    this.records.set(r.id, r);
+    let kindMap = this.byKind.get(r.kind);
+    if (!kindMap) this.byKind.set(r.kind, (kindMap = new Map()));
+    kindMap.set(r.id, r);
+    for (const { target } of referencesOf(r)) {
+      let set = this.referrers.get(target);
+      if (!set) this.referrers.set(target, (set = new Set()));
+      set.add(r.id);
+    }
+    if (r.kind === 'user' || r.kind === 'actor') this.subjects.set(r.subjectId, r.id);
+    if (r.kind === 'permissionOverride') {
+      mapOf(this.permissionOverrides, r.childScopeId).set(r.permissionId, r);
+    }
+    if (r.kind === 'rolePermissionOverride') {
+      mapOf(this.rolePermissionOverrides, r.childScopeId).set(`${r.roleId}\u0000${r.permissionId}`, r);
+    }
+    for (const key of uniqueKeysOf(r)) this.uniqueKeys.set(key, r.id);
+  }
+
+  private remove(id: string): void {
+    const r = this.records.get(id);
+    if (!r) return;
+    this.records.delete(id);
+    this.byKind.get(r.kind)?.delete(id);
+    for (const { target } of referencesOf(r)) {
+      const set = this.referrers.get(target);
+      set?.delete(id);
+      if (set && set.size === 0) this.referrers.delete(target);
+    }
+    if (r.kind === 'user' || r.kind === 'actor') this.subjects.delete(r.subjectId);
+    if (r.kind === 'permissionOverride') this.permissionOverrides.get(r.childScopeId)?.delete(r.permissionId);
+    if (r.kind === 'rolePermissionOverride') {
+      this.rolePermissionOverrides.get(r.childScopeId)?.delete(`${r.roleId}\u0000${r.permissionId}`);
+    }
+    for (const key of uniqueKeysOf(r)) if (this.uniqueKeys.get(key) === id) this.uniqueKeys.delete(key);
+  }
+}
+
+function mapOf<V>(outer: Map<string, Map<string, V>>, key: string): Map<string, V> {
+  let inner = outer.get(key);
+  if (!inner) outer.set(key, (inner = new Map()));
+  return inner;
+}
+
+/**
+ * Keys that must be unique across the model, so creates can be refused with 409 and lookups stay O(1).
+ * Separated by NUL, which no validated slug or id contains.
+ */
+export function uniqueKeysOf(r: StoredRecord): string[] {
+  const k = (...parts: string[]) => parts.join('\u0000');
+  switch (r.kind) {
+    case 'tenant':
+      return [k('tenant.slug', r.slug)];
+    case 'scope':
+      return r.parentId === null ? [] : [k('scope.slug', r.parentId, r.slug)];
+    case 'user':
+      return [k('user.kindeId', r.kindeId), k('user.email', r.email.toLowerCase())];
+    case 'app':
+      return [k('app.slug', r.projectId, r.slug)];
+    case 'appGrant':
+      return [k('appGrant', r.appId, r.actorId)];
+    case 'membership':
+      return [k('membership', r.subjectId, r.scopeId)];
+    case 'roleAssignment':
+      return [k('roleAssignment', r.roleId, r.membershipId)];
+    case 'rolePermission':
+      return [k('rolePermission', r.roleId, r.permissionId)];
+    case 'permission':
+      return [k('permission.key', r.scopeId, r.key)];
+    case 'role':
+      return [k('role.name', r.scopeId, r.name.toLowerCase())];
+    case 'permissionOverride':
+      return [k('po', r.childScopeId, r.permissionId)];
+    case 'rolePermissionOverride':
+      return [k('rpo', r.childScopeId, r.roleId, r.permissionId)];
+    case 'scopeTypeEdge':
+      return [k('sth', r.parentTypeId, r.childTypeId)];
+    case 'apiKey':
+      return [k('apiKey.hash', r.hash)];
+    default:
+      return [];
+  }
+}
+
+export const uniqueKey = (...parts: string[]) => parts.join('\u0000');
+export { GLOBAL_PARTITION };

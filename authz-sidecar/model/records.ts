@@ -1,0 +1,266 @@
+/**
+ * The records the store keeps. Every record has a `kind`, a globally unique `id` (prefixed by kind) and the
+ * `tenantId` it belongs to (`null` for global records: scope types, type edges, users, signing keys).
+ * The tenant (or 'global') is the record's *partition*: the unit of optimistic concurrency in the store.
+ */
+
+export type PermissionMode = 'define' | 'merge';
+export type OverrideState = 'enabled' | 'disabled';
+export type ActorKind = 'device' | 'agent' | 'service';
+export type AppMode = 'open' | 'rbac';
+
+interface Base {
+  id: string;
+  tenantId: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface ScopeTypeRecord extends Base {
+  kind: 'scopeType';
+  tenantId: null;
+  name: string;
+  config: { permissionMode: PermissionMode };
+  builtIn: boolean;
+}
+
+export interface ScopeTypeEdgeRecord extends Base {
+  kind: 'scopeTypeEdge';
+  tenantId: null;
+  parentTypeId: string;
+  childTypeId: string;
+  builtIn: boolean;
+}
+
+export interface ScopeRecord extends Base {
+  kind: 'scope';
+  tenantId: string;
+  typeId: string;
+  slug: string;
+  name: string;
+  parentId: string | null;
+  externalId: string | null;
+  /** The entity (tenant, workspace, project, environment) that owns this scope, if any. */
+  ownerId: string | null;
+}
+
+export interface TenantRecord extends Base {
+  kind: 'tenant';
+  tenantId: string;
+  scopeId: string;
+  name: string;
+  slug: string;
+  tenantKind: string;
+  planKey: string | null;
+  billingEmail: string | null;
+  maxUsers: number | null;
+  maxWorkspaces: number | null;
+  externalId: string | null;
+}
+
+export interface WorkspaceRecord extends Base {
+  kind: 'workspace';
+  tenantId: string;
+  scopeId: string;
+  name: string;
+  slug: string;
+  externalId: string | null;
+}
+
+export interface ProjectRecord extends Base {
+  kind: 'project';
+  tenantId: string;
+  workspaceId: string | null;
+  scopeId: string;
+  name: string;
+  slug: string;
+  externalId: string | null;
+}
+
+export interface EnvironmentRecord extends Base {
+  kind: 'environment';
+  tenantId: string;
+  projectId: string;
+  scopeId: string;
+  name: string;
+  slug: string;
+  externalId: string | null;
+}
+
+export interface RoleRecord extends Base {
+  kind: 'role';
+  tenantId: string;
+  scopeId: string;
+  name: string;
+  description: string | null;
+}
+
+export interface PermissionRecord extends Base {
+  kind: 'permission';
+  tenantId: string;
+  scopeId: string;
+  action: string;
+  resourceType: string;
+  resourcePattern: string;
+  key: string;
+}
+
+export interface RolePermissionRecord extends Base {
+  kind: 'rolePermission';
+  tenantId: string;
+  roleId: string;
+  permissionId: string;
+}
+
+export interface UserRecord extends Base {
+  kind: 'user';
+  tenantId: null;
+  subjectId: string;
+  kindeId: string;
+  email: string;
+  firstName: string | null;
+  lastName: string | null;
+  defaultTenantId: string | null;
+}
+
+export interface ActorRecord extends Base {
+  kind: 'actor';
+  tenantId: string;
+  subjectId: string;
+  projectId: string;
+  name: string;
+  actorKind: ActorKind;
+  accessScopeId: string | null;
+  disabled: boolean;
+}
+
+export interface AppRecord extends Base {
+  kind: 'app';
+  tenantId: string;
+  projectId: string;
+  slug: string;
+  name: string;
+  mode: AppMode;
+}
+
+export interface AppGrantRecord extends Base {
+  kind: 'appGrant';
+  tenantId: string;
+  appId: string;
+  actorId: string;
+}
+
+export interface MembershipRecord extends Base {
+  kind: 'membership';
+  tenantId: string;
+  subjectId: string;
+  scopeId: string;
+}
+
+export interface RoleAssignmentRecord extends Base {
+  kind: 'roleAssignment';
+  tenantId: string;
+  roleId: string;
+  membershipId: string;
+}
+
+export interface PermissionOverrideRecord extends Base {
+  kind: 'permissionOverride';
+  tenantId: string;
+  childScopeId: string;
+  permissionId: string;
+  state: OverrideState;
+}
+
+export interface RolePermissionOverrideRecord extends Base {
+  kind: 'rolePermissionOverride';
+  tenantId: string;
+  childScopeId: string;
+  roleId: string;
+  permissionId: string;
+  state: OverrideState;
+}
+
+export interface ApiKeyRecord extends Base {
+  kind: 'apiKey';
+  tenantId: string;
+  scopeId: string;
+  name: string;
+  /** sha256 of the key; keys are random 256-bit values, so a fast hash is enough. */
+  hash: string;
+  prefix: string;
+}
+
+export interface ActorSecretRecord extends Base {
+  kind: 'actorSecret';
+  tenantId: string;
+  actorId: string;
+  /** scrypt hash, `scrypt$N$r$p$salt$hash` (base64url). */
+  hash: string;
+  prefix: string;
+}
+
+export interface SigningKeyRecord extends Base {
+  kind: 'signingKey';
+  tenantId: null;
+  alg: 'ES256';
+  privateJwk: Record<string, unknown>;
+  publicJwk: Record<string, unknown>;
+}
+
+export type StoredRecord =
+  | ScopeTypeRecord
+  | ScopeTypeEdgeRecord
+  | ScopeRecord
+  | TenantRecord
+  | WorkspaceRecord
+  | ProjectRecord
+  | EnvironmentRecord
+  | RoleRecord
+  | PermissionRecord
+  | RolePermissionRecord
+  | UserRecord
+  | ActorRecord
+  | AppRecord
+  | AppGrantRecord
+  | MembershipRecord
+  | RoleAssignmentRecord
+  | PermissionOverrideRecord
+  | RolePermissionOverrideRecord
+  | ApiKeyRecord
+  | ActorSecretRecord
+  | SigningKeyRecord;
+
+export type RecordKind = StoredRecord['kind'];
+export type RecordOf<K extends RecordKind> = Extract<StoredRecord, { kind: K }>;
+
+export const GLOBAL_PARTITION = 'global';
+
+export function partitionOf(record: { tenantId: string | null }): string {
+  return record.tenantId ?? GLOBAL_PARTITION;
+}
+
+/** Id prefixes, one per kind; ids are `<prefix>_<suffix>`. */
+export const ID_PREFIX: Record<RecordKind, string> = {
+  scopeType: 'type',
+  scopeTypeEdge: 'sth',
+  scope: 'scope',
+  tenant: 'tenant',
+  workspace: 'workspace',
+  project: 'project',
+  environment: 'env',
+  role: 'role',
+  permission: 'perm',
+  rolePermission: 'rp',
+  user: 'user',
+  actor: 'actor',
+  app: 'app',
+  appGrant: 'grant',
+  membership: 'membership',
+  roleAssignment: 'ra',
+  permissionOverride: 'po',
+  rolePermissionOverride: 'rpo',
+  apiKey: 'key',
+  actorSecret: 'secret',
+  signingKey: 'kid',
+};

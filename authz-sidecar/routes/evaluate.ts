@@ -1,0 +1,77 @@
+import { Router } from 'express';
+import { z } from 'zod';
+import { ScopeGateError } from '../../shared/errors.ts';
+import { evaluate, type Decision } from '../engine/evaluate.ts';
+import { assertCovers } from '../http/auth.ts';
+import { schemas } from '../http/schemas.ts';
+import { parse } from '../http/validate.ts';
+import type { SidecarContext } from './context.ts';
+import { principalOf } from './resource.ts';
+
+type EvaluateInput = z.infer<typeof schemas.evaluate>;
+
+const batchBody = z.strictObject({ requests: z.array(schemas.evaluate).min(1).max(1000) });
+
+/** How long evaluate waits for this replica to reach a requested `atLeastAsFresh` revision. */
+const FRESHNESS_WAIT_MS = 2_000;
+
+/** POST /v1/evaluate and /v1/evaluate/batch: decisions from the in-memory model, no store round trip. */
+export function evaluateRoutes(ctx: SidecarContext): Router {
+  const r = Router();
+
+  const decide = (input: EvaluateInput, explain: boolean, res: import('express').Response): Decision & { revision: number } => {
+    const model = ctx.replica.model;
+    if (!model.get('scope', input.scopeId)) {
+      throw new ScopeGateError('NOT_FOUND', `scope '${input.scopeId.slice(0, 80)}' does not exist.`, [{ path: 'body.scopeId', message: 'no such scope' }]);
+    }
+    assertCovers(model, principalOf(res), input.scopeId);
+    const decision = evaluate(
+      model,
+      {
+        subjectId: input.actor.subjectId,
+        subjectType: input.actor.subjectType,
+        scopeId: input.scopeId,
+        action: input.action,
+        resourceType: input.resource.resourceType,
+        resourceId: input.resource.resourceId,
+      },
+      explain,
+    );
+    return { ...decision, revision: model.seq };
+  };
+
+  const awaitFresh = async (revision: number | undefined) => {
+    if (revision === undefined || ctx.replica.seq >= revision) return;
+    if (!(await ctx.replica.waitFor(revision, FRESHNESS_WAIT_MS))) {
+      throw new ScopeGateError('NOT_FRESH_ENOUGH', `This replica is at revision ${ctx.replica.seq}, not yet ${revision}.`, [
+        { message: 'replica behind', revision: ctx.replica.seq, requested: revision },
+      ]);
+    }
+  };
+
+  ctx.routes.add({ method: 'post', path: '/evaluate', tag: 'evaluate', summary: 'Decide one request (?explain=true for the trace)', body: schemas.evaluate, query: schemas.explainQuery });
+  r.post('/evaluate', async (req, res) => {
+    const input = parse(schemas.evaluate, req.body, 'body');
+    const explain = parse(schemas.explainQuery, req.query, 'query').explain === 'true';
+    await awaitFresh(input.consistency?.atLeastAsFresh);
+    res.json(decide(input, explain, res));
+  });
+
+  ctx.routes.add({ method: 'post', path: '/evaluate/batch', tag: 'evaluate', summary: 'Decide many requests, each answered on its own', body: batchBody, query: schemas.explainQuery });
+  r.post('/evaluate/batch', async (req, res) => {
+    const { requests } = parse(batchBody, req.body, 'body');
+    const explain = parse(schemas.explainQuery, req.query, 'query').explain === 'true';
+    await awaitFresh(Math.max(0, ...requests.map((q) => q.consistency?.atLeastAsFresh ?? 0)));
+    const results = requests.map((q) => {
+      try {
+        return decide(q, explain, res);
+      } catch (e) {
+        if (e instanceof ScopeGateError) return { error: e.toBody().error };
+        throw e;
+      }
+    });
+    res.json({ results, revision: ctx.replica.seq });
+  });
+
+  return r;
+}

@@ -1,0 +1,94 @@
+import { randomBytes } from 'node:crypto';
+import { ScopeGateError, invalidReference } from '../../shared/errors.ts';
+import type { PolicyModel } from '../model/policy-model.ts';
+import { ID_PREFIX, partitionOf, type RecordKind, type RecordOf, type StoredRecord } from '../model/records.ts';
+import type { RecordRef } from '../store/policy-store.ts';
+
+/**
+ * One write being prepared against the in-memory model. Every record it reads registers its partition in
+ * `expect`, so the store refuses the commit if any of them changed meanwhile; pending puts and deletes are
+ * visible to later reads of the same transaction (a batch sees its own earlier items).
+ */
+export class Tx {
+  readonly expect = new Set<string>();
+  readonly puts = new Map<string, StoredRecord>();
+  readonly deletes = new Map<string, RecordRef>();
+  readonly before: StoredRecord[] = [];
+
+  constructor(
+    readonly model: PolicyModel,
+    readonly now: string,
+  ) {}
+
+  /** Depend on a whole partition (e.g. a tenant's counts, or 'global' for scope types). */
+  depend(partition: string): void {
+    this.expect.add(partition);
+  }
+
+  get<K extends RecordKind>(kind: K, id: string): RecordOf<K> | undefined {
+    if (this.deletes.has(id)) return undefined;
+    const pending = this.puts.get(id);
+    if (pending) return pending.kind === kind ? (pending as RecordOf<K>) : undefined;
+    const r = this.model.get(kind, id);
+    if (r) this.expect.add(partitionOf(r));
+    return r;
+  }
+
+  /** A referenced record that must exist: 422 INVALID_REFERENCE otherwise. */
+  ref<K extends RecordKind>(kind: K, id: string, field: string): RecordOf<K> {
+    const r = this.get(kind, id);
+    if (!r) throw invalidReference(field, kind, id);
+    return r;
+  }
+
+  /** A record addressed by the URL: 404 otherwise. */
+  must<K extends RecordKind>(kind: K, id: string): RecordOf<K> {
+    const r = this.get(kind, id);
+    if (!r) throw new ScopeGateError('NOT_FOUND', `${kind} '${id.slice(0, 80)}' does not exist.`);
+    return r;
+  }
+
+  put<R extends StoredRecord>(record: R): R {
+    const existing = this.model.getAny(record.id);
+    if (existing && !this.puts.has(record.id) && !this.deletes.has(record.id)) this.before.push(existing);
+    this.deletes.delete(record.id);
+    this.puts.set(record.id, record);
+    this.expect.add(partitionOf(record));
+    return record;
+  }
+
+  delete(record: StoredRecord): void {
+    if (!this.puts.has(record.id) || this.model.getAny(record.id)) this.before.push(record);
+    this.puts.delete(record.id);
+    if (this.model.getAny(record.id)) {
+      this.deletes.set(record.id, { kind: record.kind, id: record.id, tenantId: record.tenantId });
+    }
+    this.expect.add(partitionOf(record));
+  }
+
+  /** Base fields of a new record. */
+  base(kind: RecordKind): { id: string; createdAt: string; updatedAt: string } {
+    return { id: newId(kind), createdAt: this.now, updatedAt: this.now };
+  }
+
+  get empty(): boolean {
+    return this.puts.size === 0 && this.deletes.size === 0;
+  }
+
+  tenantIds(): string[] {
+    const set = new Set<string>();
+    for (const r of this.puts.values()) if (r.tenantId) set.add(r.tenantId);
+    for (const r of this.deletes.values()) if (r.tenantId) set.add(r.tenantId);
+    return [...set];
+  }
+}
+
+const ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
+
+/** `<prefix>_<16 random base36 chars>`: ~82 bits, never chosen by a client. */
+export function newId(kind: RecordKind): string {
+  const bytes = randomBytes(16);
+  let s = '';
+  for (const b of bytes) s += ALPHABET[b % 36];
+  return `${ID_PREFIX[kind]}_${s}`;
+}

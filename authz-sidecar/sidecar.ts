@@ -1,0 +1,82 @@
+import { randomBytes } from 'node:crypto';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import pino, { type Logger } from 'pino';
+import { createApp } from './app.ts';
+import { createSidecarMetrics } from './metrics.ts';
+import { PolicyReplica } from './model/replica.ts';
+import { RouteRegistry } from './routes/registry.ts';
+import { ensureBuiltins } from './service/builtins.ts';
+import { Writer } from './service/writer.ts';
+import type { PolicyStore } from './store/policy-store.ts';
+
+export interface SidecarOptions {
+  store: PolicyStore;
+  adminToken?: string | null;
+  brokerToken?: string | null;
+  logger?: Logger;
+  clock?: () => Date;
+  tokenIssuer?: string;
+}
+
+/**
+ * One sidecar: the replica of the store, the writer, the Express app. Built from injected parts so tests
+ * run several of them (on one Redis) in one process; main.ts adds config, Redis and signals.
+ */
+export async function createSidecar(options: SidecarOptions) {
+  const logger = options.logger ?? pino({ level: 'silent' });
+  const clock = options.clock ?? (() => new Date());
+  const adminToken = options.adminToken ?? generateToken('sga');
+  const brokerToken = options.brokerToken ?? generateToken('sgb');
+  const replica = new PolicyReplica(options.store);
+  const writer = new Writer(options.store, replica, clock);
+  const metrics = createSidecarMetrics();
+  replica.on('change', () => metrics.changesApplied.inc());
+
+  await replica.start();
+  await writer.write({ principal: 'system' }, 'builtins.ensure', ensureBuiltins);
+
+  const ctx = {
+    store: options.store,
+    replica,
+    writer,
+    logger,
+    adminToken,
+    brokerToken,
+    clock,
+    routes: new RouteRegistry(),
+    metrics,
+  };
+  const app = createApp(ctx);
+
+  let server: Server | undefined;
+  return {
+    ...ctx,
+    app,
+    /** Listens on `port` (0 = ephemeral) and resolves with the port chosen. */
+    async listen(port: number, host = '127.0.0.1'): Promise<number> {
+      server = await new Promise<Server>((resolve, reject) => {
+        const s = app.listen(port, host, (err?: Error) => (err ? reject(err) : resolve(s)));
+      });
+      server.keepAliveTimeout = 65_000;
+      return (server.address() as AddressInfo).port;
+    },
+    async close(): Promise<void> {
+      replica.stop();
+      if (server) {
+        const s = server;
+        await new Promise<void>((resolve) => {
+          s.close(() => resolve());
+          s.closeAllConnections();
+        });
+      }
+      await options.store.close();
+    },
+  };
+}
+
+export type Sidecar = Awaited<ReturnType<typeof createSidecar>>;
+
+export function generateToken(prefix: string): string {
+  return `${prefix}_${randomBytes(24).toString('base64url')}`;
+}

@@ -1,0 +1,83 @@
+/**
+ * The wire contract between the broker and the sidecar's broker-facing decision API
+ * (`/v1/broker/*`, authenticated with `Authorization: Bearer <BROKER_TOKEN>`).
+ *
+ * The sidecar answers a CONNECT with everything the broker needs to decide every later publish and
+ * subscribe of that session in memory: the actor's topic view (mount + namespace) and, per granted app,
+ * the topic filters the actor may publish to and subscribe to. The broker keeps that *session grant* in its
+ * decision cache and refreshes it when the change feed says the actor's tenant changed.
+ */
+import { z } from 'zod';
+
+export const appGrantSchema = z.object({
+  appId: z.string(),
+  /** First topic level the client writes. */
+  slug: z.string(),
+  mode: z.enum(['open', 'rbac']),
+  /**
+   * Topic filters in the client's own view (`<app>/<rest>`, or `<app>/<namespace>/<rest>` for project-level
+   * actors) that the actor may publish to. For `open` apps this is `['<app>/#']`.
+   */
+  publish: z.array(z.string()),
+  /** Filters that must cover a subscription filter entirely for it to be allowed. */
+  subscribe: z.array(z.string()),
+});
+export type AppGrant = z.infer<typeof appGrantSchema>;
+
+export const sessionGrantSchema = z.object({
+  actorId: z.string(),
+  subjectId: z.string(),
+  tenantId: z.string(),
+  projectId: z.string(),
+  accessScopeId: z.string().nullable(),
+  /** Internal topic prefix of the actor's project; never visible to clients. */
+  mount: z.string(),
+  /** Slug path of the access scope below the project ('' for project-level actors). */
+  namespace: z.string(),
+  apps: z.array(appGrantSchema),
+  /** Epoch ms at which the credential expires (JWT `exp`); null for secrets. */
+  expiresAt: z.number().nullable(),
+  /** Store revision the grant was computed at. */
+  revision: z.number(),
+});
+export type SessionGrant = z.infer<typeof sessionGrantSchema>;
+
+export const connectRequestSchema = z.object({
+  clientId: z.string(),
+  username: z.string(),
+  password: z.string(),
+  remoteAddress: z.string().optional(),
+});
+export type ConnectRequest = z.infer<typeof connectRequestSchema>;
+
+export const connectResponseSchema = z.discriminatedUnion('decision', [
+  z.object({ decision: z.literal('allowed'), session: sessionGrantSchema }),
+  z.object({
+    decision: z.literal('denied'),
+    /** bad_credentials → CONNACK 4; not_authorized → CONNACK 5; rate_limited → CONNACK 4 after a delay. */
+    reason: z.enum(['bad_credentials', 'not_authorized', 'rate_limited']),
+    message: z.string(),
+  }),
+]);
+export type ConnectResponse = z.infer<typeof connectResponseSchema>;
+
+/** Re-decide live sessions: one entry per actor, `null` when the actor may no longer connect at all. */
+export const refreshRequestSchema = z.object({ actorIds: z.array(z.string()).max(10_000) });
+export const refreshResponseSchema = z.object({
+  revision: z.number(),
+  sessions: z.record(z.string(), sessionGrantSchema.nullable()),
+});
+export type RefreshResponse = z.infer<typeof refreshResponseSchema>;
+
+/**
+ * Change feed (`GET /v1/broker/changes`, text/event-stream): one `change` event per committed store change,
+ * naming the tenants it touched (an empty list with `global: true` for global changes such as users), and a
+ * `heartbeat` event every few seconds so the broker notices a dead feed.
+ */
+export const changeEventSchema = z.object({
+  seq: z.number(),
+  tenantIds: z.array(z.string()),
+  /** Actors whose own records changed (moved, disabled, deleted, grants). */
+  actorIds: z.array(z.string()),
+});
+export type BrokerChangeEvent = z.infer<typeof changeEventSchema>;
