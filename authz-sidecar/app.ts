@@ -7,9 +7,15 @@ import type { SidecarMetrics } from './metrics.ts';
 import type { SidecarContext } from './routes/context.ts';
 import { evaluateRoutes } from './routes/evaluate.ts';
 import { managementRoutes } from './routes/management.ts';
+import { brokerRoutes } from './routes/broker.ts';
+import { messagingRoutes } from './routes/messaging.ts';
+import type { LoginThrottle } from './credentials/login-throttle.ts';
 
 export interface AppDeps extends SidecarContext {
   metrics: SidecarMetrics;
+  tokenIssuer: string;
+  throttle?: LoginThrottle;
+  heartbeatMs?: number;
 }
 
 /**
@@ -62,6 +68,9 @@ export function createApp(deps: AppDeps): express.Express {
     res.json(openapi());
   });
 
+  // The broker API and the JWKS authenticate on their own (BROKER_TOKEN / public), before the admin check.
+  app.use(brokerRoutes(deps, { tokenIssuer: deps.tokenIssuer, ...(deps.throttle ? { throttle: deps.throttle } : {}), ...(deps.heartbeatMs ? { heartbeatMs: deps.heartbeatMs } : {}) }));
+
   const v1 = express.Router();
   v1.use(((_req, res, next) => {
     res.locals.principal = authenticateAdmin(deps.replica.model, deps.adminToken, _req.headers.authorization);
@@ -69,6 +78,7 @@ export function createApp(deps: AppDeps): express.Express {
   }) as RequestHandler);
   v1.use(managementRoutes(deps));
   v1.use(evaluateRoutes(deps));
+  v1.use(messagingRoutes(deps, deps.tokenIssuer));
   app.use('/v1', v1);
 
   app.use(((req, _res, next) => {

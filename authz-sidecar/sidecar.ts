@@ -9,6 +9,8 @@ import { RouteRegistry } from './routes/registry.ts';
 import { ensureBuiltins } from './service/builtins.ts';
 import { Writer } from './service/writer.ts';
 import type { PolicyStore } from './store/policy-store.ts';
+import type { LoginThrottle } from './credentials/login-throttle.ts';
+import { ensureSigningKey, newSigningKey } from './credentials/signing-keys.ts';
 
 export interface SidecarOptions {
   store: PolicyStore;
@@ -17,6 +19,9 @@ export interface SidecarOptions {
   logger?: Logger;
   clock?: () => Date;
   tokenIssuer?: string;
+  throttle?: LoginThrottle;
+  /** Change-feed heartbeat period for the broker. */
+  heartbeatMs?: number;
 }
 
 /**
@@ -35,6 +40,9 @@ export async function createSidecar(options: SidecarOptions) {
 
   await replica.start();
   await writer.write({ principal: 'system' }, 'builtins.ensure', ensureBuiltins);
+  if (replica.model.count('signingKey') === 0) {
+    await writer.write({ principal: 'system' }, 'signing_key.create', ensureSigningKey(await newSigningKey(clock().toISOString())));
+  }
 
   const ctx = {
     store: options.store,
@@ -46,6 +54,9 @@ export async function createSidecar(options: SidecarOptions) {
     clock,
     routes: new RouteRegistry(),
     metrics,
+    tokenIssuer: options.tokenIssuer ?? 'scopegate',
+    ...(options.throttle ? { throttle: options.throttle } : {}),
+    ...(options.heartbeatMs ? { heartbeatMs: options.heartbeatMs } : {}),
   };
   const app = createApp(ctx);
 

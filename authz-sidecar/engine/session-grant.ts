@@ -1,0 +1,75 @@
+import type { AppGrant, SessionGrant } from '../../shared/broker-wire.ts';
+import type { PolicyModel } from '../model/policy-model.ts';
+import type { ActorRecord } from '../model/records.ts';
+import { allowedTopicPatterns } from './evaluate.ts';
+
+/**
+ * What the broker needs to decide every publish and subscribe of an actor's session in memory, computed
+ * from the model in one go: the topic view (project mount + the actor's namespace) and, per granted app,
+ * the filters it may publish to and subscribe to. Pure; `null` when the actor may not connect at all.
+ */
+export function sessionGrantFor(model: PolicyModel, actorId: string, expiresAt: number | null): SessionGrant | null {
+  const actor = model.get('actor', actorId);
+  if (!actor || actor.disabled) return null;
+  const project = model.get('project', actor.projectId);
+  if (!project) return null;
+  const namespace = namespaceOf(model, actor, project.scopeId);
+  if (namespace === null) return null;
+  const decisionScope = actor.accessScopeId ?? project.scopeId;
+
+  const apps: AppGrant[] = [];
+  for (const grant of model.referrersOf(actor.id, 'appGrant')) {
+    const app = model.get('app', grant.appId);
+    if (!app || app.projectId !== project.id) continue;
+    if (app.mode === 'open') {
+      apps.push({ appId: app.id, slug: app.slug, mode: 'open', publish: [`${app.slug}/#`], subscribe: [`${app.slug}/#`] });
+      continue;
+    }
+    const forApp = (patterns: string[]) => patterns.flatMap((p) => restrictToApp(p, app.slug));
+    apps.push({
+      appId: app.id,
+      slug: app.slug,
+      mode: 'rbac',
+      publish: forApp(allowedTopicPatterns(model, actor.subjectId, decisionScope, 'publish')),
+      subscribe: forApp(allowedTopicPatterns(model, actor.subjectId, decisionScope, 'subscribe')),
+    });
+  }
+  apps.sort((a, b) => (a.slug < b.slug ? -1 : 1));
+
+  return {
+    actorId: actor.id,
+    subjectId: actor.subjectId,
+    tenantId: actor.tenantId,
+    projectId: project.id,
+    accessScopeId: actor.accessScopeId,
+    mount: `p/${project.id}`,
+    namespace,
+    apps,
+    expiresAt,
+    revision: model.seq,
+  };
+}
+
+/**
+ * A permission pattern, as the filters it contributes to one app: patterns are written in the client's view
+ * (`<app>/<rest>`), so only those whose first level is the app's slug (or a wildcard) concern it, and a
+ * wildcard first level is narrowed to the app.
+ */
+export function restrictToApp(pattern: string, slug: string): string[] {
+  const [first, ...rest] = pattern.split('/');
+  if (first === slug) return [pattern];
+  if (first === '#') return [`${slug}/#`];
+  if (first === '+') return rest.length > 0 ? [`${slug}/${rest.join('/')}`] : [];
+  return [];
+}
+
+/** Slug path of the actor's access scope below its project ('' at project level); null if not inside it. */
+export function namespaceOf(model: PolicyModel, actor: ActorRecord, projectScopeId: string): string | null {
+  if (actor.accessScopeId === null) return '';
+  const slugs: string[] = [];
+  for (const scope of model.ancestry(actor.accessScopeId)) {
+    if (scope.id === projectScopeId) return slugs.reverse().join('/');
+    slugs.push(scope.slug);
+  }
+  return null;
+}
