@@ -1,0 +1,182 @@
+/**
+ * A typed client for the whole ScopeGate admin API. Request bodies are typed from the same zod schemas that
+ * validate them on the server; errors are thrown as ScopeGateApiError carrying the stable error code.
+ *
+ *   const sg = new ScopeGateClient({ baseUrl: 'http://127.0.0.1:8080', token: process.env.AUTHZ_ADMIN_TOKEN! });
+ *   const tenant = await sg.tenants.create({ name: 'Acme Corp', slug: 'acme-corp' });
+ */
+import type { Input } from '../authz-sidecar/http/schemas.ts';
+import type { ErrorBody, ErrorCode, ErrorDetail } from '../shared/errors.ts';
+
+export class ScopeGateApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: ErrorCode | 'NETWORK_ERROR' | 'UNEXPECTED_RESPONSE',
+    message: string,
+    readonly details: ErrorDetail[] = [],
+  ) {
+    super(message);
+    this.name = 'ScopeGateApiError';
+  }
+}
+
+export interface ClientOptions {
+  baseUrl: string;
+  token: string;
+  fetch?: typeof fetch;
+}
+
+/** Every write answers with the new revision; every read with the revision it reflects. */
+export interface Revisioned {
+  revision: number;
+}
+export interface Page<T> {
+  data: T[];
+  nextCursor: string | null;
+  revision: number;
+}
+export interface Deleted extends Revisioned {
+  deleted: Array<{ kind: string; id: string }>;
+}
+export interface Resource {
+  id: string;
+  tenantId: string | null;
+  createdAt: string;
+  updatedAt: string;
+  [field: string]: unknown;
+}
+export interface ScopedEntity extends Resource {
+  scopeId: string;
+  name: string;
+  slug: string;
+}
+export interface Decision {
+  decision: 'ALLOWED' | 'DENIED';
+  reason?: string;
+  grant?: Record<string, string>;
+  path: string[];
+  trace?: Array<Record<string, unknown>>;
+  revision: number;
+}
+export type EvaluateRequest = Input<'evaluate'>;
+export interface ListQuery {
+  limit?: number;
+  cursor?: string;
+  [filter: string]: string | number | undefined;
+}
+
+export class ScopeGateClient {
+  private readonly baseUrl: string;
+  private readonly token: string;
+  private readonly fetchImpl: typeof fetch;
+
+  constructor(options: ClientOptions) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+    this.token = options.token;
+    this.fetchImpl = options.fetch ?? fetch;
+  }
+
+  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    let res: Response;
+    try {
+      res = await this.fetchImpl(`${this.baseUrl}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${this.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+    } catch (e) {
+      throw new ScopeGateApiError(0, 'NETWORK_ERROR', `Cannot reach ${this.baseUrl}: ${(e as Error).message}`);
+    }
+    const text = await res.text();
+    let parsed: unknown;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      throw new ScopeGateApiError(res.status, 'UNEXPECTED_RESPONSE', `${method} ${path}: not JSON (${res.status})`);
+    }
+    if (!res.ok) {
+      const err = (parsed as ErrorBody | undefined)?.error;
+      throw new ScopeGateApiError(res.status, err?.code ?? 'UNEXPECTED_RESPONSE', err?.message ?? `${method} ${path} failed with ${res.status}`, err?.details ?? []);
+    }
+    return parsed as T;
+  }
+
+  private resource<C, P, R extends Resource = Resource>(path: string) {
+    return {
+      get: (id: string) => this.request<R & Revisioned>('GET', `${path}/${encodeURIComponent(id)}`),
+      list: (query: ListQuery = {}) => this.request<Page<R>>('GET', `${path}${qs(query)}`),
+      update: (id: string, input: P) => this.request<R & Revisioned>('PATCH', `${path}/${encodeURIComponent(id)}`, input),
+      delete: (id: string, options: { cascade?: boolean } = {}) => this.request<Deleted>('DELETE', `${path}/${encodeURIComponent(id)}${options.cascade ? '?cascade=true' : ''}`),
+      create: (input: C) => this.request<R & Revisioned>('POST', path, input),
+      createBatch: (items: C[]) => this.request<{ data: R[]; revision: number }>('POST', `${path}/batch`, items),
+    };
+  }
+
+  readonly tenants = this.resource<Input<'tenantCreate'>, Input<'tenantPatch'>, ScopedEntity>('/v1/tenants');
+  readonly workspaces = this.resource<Input<'workspaceCreate'>, Input<'entityPatch'>, ScopedEntity>('/v1/workspaces');
+  readonly projects = this.resource<Input<'projectCreate'>, Input<'entityPatch'>, ScopedEntity>('/v1/projects');
+  readonly environments = this.resource<Input<'environmentCreate'>, Input<'entityPatch'>, ScopedEntity>('/v1/environments');
+  readonly scopes = this.resource<Input<'scopeCreate'>, Input<'entityPatch'>>('/v1/scopes');
+  readonly scopeTypes = this.resource<Input<'scopeTypeCreate'>, Input<'scopeTypePatch'>>('/v1/scope-types');
+  readonly scopeTypeHierarchy = this.resource<Input<'scopeTypeEdgeCreate'>, never>('/v1/scope-type-hierarchy');
+  readonly roles = this.resource<Input<'roleCreate'>, Input<'rolePatch'>>('/v1/roles');
+  readonly permissions = this.resource<Input<'permissionCreate'>, never>('/v1/permissions');
+  readonly rolePermissions = this.resource<Input<'rolePermissionCreate'>, never>('/v1/role-permissions');
+  readonly users = this.resource<Input<'userCreate'>, Input<'userPatch'>>('/v1/users');
+  readonly memberships = this.resource<Input<'membershipCreate'>, never>('/v1/memberships');
+  readonly roleAssignments = this.resource<Input<'roleAssignmentCreate'>, never>('/v1/role-assignments');
+  readonly permissionOverrides = this.resource<Input<'permissionOverride'>, never>('/v1/scope-overrides/permissions');
+  readonly rolePermissionOverrides = this.resource<Input<'rolePermissionOverride'>, never>('/v1/scope-overrides/role-permissions');
+  readonly apiKeys = {
+    ...this.resource<Input<'apiKeyCreate'>, never>('/v1/api-keys'),
+    create: (input: Input<'apiKeyCreate'>) => this.request<Resource & Revisioned & { key: string }>('POST', '/v1/api-keys', input),
+  };
+
+  evaluate(request: EvaluateRequest, options: { explain?: boolean } = {}): Promise<Decision> {
+    return this.request('POST', `/v1/evaluate${options.explain ? '?explain=true' : ''}`, request);
+  }
+
+  evaluateBatch(requests: EvaluateRequest[], options: { explain?: boolean } = {}): Promise<{ results: Array<Decision | ErrorBody>; revision: number }> {
+    return this.request('POST', `/v1/evaluate/batch${options.explain ? '?explain=true' : ''}`, { requests });
+  }
+
+  audit(query: { limit?: number; before?: number; tenantId?: string } = {}) {
+    return this.request<{ data: Array<Record<string, unknown> & { seq: number; action: string; principal: string; at: string }>; nextBefore: number | null }>('GET', `/v1/audit${qs(query)}`);
+  }
+
+  jwks(): Promise<{ keys: Array<Record<string, unknown>> }> {
+    return this.request('GET', '/.well-known/jwks.json');
+  }
+
+  /** Seed 000's routes: access scopes, actors, apps and credentials inside one organization's project. */
+  project(orgId: string, projectId: string) {
+    const base = `/v1/organizations/${encodeURIComponent(orgId)}/projects/${encodeURIComponent(projectId)}`;
+    const sub = <C, P, R extends Resource = Resource>(path: string) => {
+      const r = this.resource<C, P, R>(`${base}${path}`);
+      return { get: r.get, list: r.list, update: r.update, delete: r.delete, create: r.create };
+    };
+    return {
+      scopes: sub<Input<'accessScopeCreate'>, Input<'entityPatch'>, Resource & { accessScopeId: string; slug: string }>('/scopes'),
+      actors: {
+        ...sub<Input<'actorCreate'>, Input<'actorPatch'>, Resource & { actorId: string; subjectId: string; accessScopeId: string | null; disabled: boolean }>('/actors'),
+        issueToken: (actorId: string, input: Partial<Input<'tokenCreate'>> = {}) =>
+          this.request<{ actorId: string; token: string; expiresAt: string; mqtt: { username: string; password: string } }>('POST', `${base}/actors/${encodeURIComponent(actorId)}/tokens`, input),
+        issueSecret: (actorId: string) =>
+          this.request<Resource & Revisioned & { secretId: string; secret: string; mqtt: { username: string; password: string } }>('POST', `${base}/actors/${encodeURIComponent(actorId)}/secrets`, {}),
+        listSecrets: (actorId: string) => this.request<Page<Resource>>('GET', `${base}/actors/${encodeURIComponent(actorId)}/secrets`),
+        revokeSecret: (actorId: string, secretId: string) => this.request<Deleted>('DELETE', `${base}/actors/${encodeURIComponent(actorId)}/secrets/${encodeURIComponent(secretId)}`),
+      },
+      apps: {
+        ...sub<Input<'appCreate'>, Input<'appPatch'>, Resource & { appId: string; slug: string; mode: 'open' | 'rbac' }>('/apps'),
+        grant: (appId: string, actorId: string) => this.request<Resource & Revisioned>('POST', `${base}/apps/${encodeURIComponent(appId)}/actors`, { actorId }),
+        grants: (appId: string) => this.request<Page<Resource & { actorId: string }>>('GET', `${base}/apps/${encodeURIComponent(appId)}/actors`),
+        revoke: (appId: string, actorId: string) => this.request<Deleted>('DELETE', `${base}/apps/${encodeURIComponent(appId)}/actors/${encodeURIComponent(actorId)}`),
+      },
+    };
+  }
+}
+
+function qs(query: Record<string, string | number | undefined>): string {
+  const entries = Object.entries(query).filter((e): e is [string, string | number] => e[1] !== undefined);
+  return entries.length === 0 ? '' : `?${new URLSearchParams(entries.map(([k, v]) => [k, String(v)])).toString()}`;
+}
