@@ -42,6 +42,15 @@ export function createApp(deps: AppDeps): express.Express {
     next();
   }) as RequestHandler);
 
+  for (const [path, summary] of [
+    ['/healthz', 'Liveness'],
+    ['/readyz', 'Readiness: 503 while the store is unreachable'],
+    ['/metrics', 'Prometheus metrics'],
+    ['/openapi.json', 'This OpenAPI document'],
+    ['/v1/openapi.json', 'This OpenAPI document'],
+  ] as const) {
+    deps.routes.add({ method: 'get', path, tag: 'operations', summary, root: true, public: true });
+  }
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
