@@ -1,0 +1,147 @@
+/**
+ * MQTT topic rules of ScopeGate, as pure functions shared by the broker (rewrite on every packet) and the
+ * sidecar (permission patterns of resourceType `topic`).
+ *
+ * A client writes `<app>/<rest>`. Inside the broker that topic lives at
+ * `<mount>/<app>/<namespace>/<rest>`: the mount is the actor's project (`p/<projectId>`), never shown to
+ * clients; the namespace is the slug path of the actor's access scope below the project ('' for project-level
+ * actors, who therefore write the namespace themselves: `<app>/<scope>/<rest>`).
+ *
+ * Everything a client sends is checked by `checkClientTopic` before it is rewritten; only what passes may be
+ * passed to `toInternal`. The checks are what keep a client inside its namespace: no `$` topics, no wildcard
+ * app level, no empty or `..` levels, no control characters, bounded length and depth.
+ */
+
+/** Limits on what a client may write (the client's view, before the mount and namespace are added). */
+export const TOPIC_LIMITS = Object.freeze({ maxBytes: 1024, maxLevels: 16 });
+
+/** Where an actor's topics live inside the broker. */
+export interface TopicView {
+  /** Internal prefix of the actor's project, e.g. `p/project_abc`; never visible to clients. */
+  mount: string;
+  /** Slug path of the access scope below the project (`acme-corp`, `production/downtown-tower`) or ''. */
+  namespace: string;
+}
+
+export type TopicRefusal =
+  | 'empty'
+  | 'too_long'
+  | 'too_deep'
+  | 'system_topic'
+  | 'bad_character'
+  | 'empty_level'
+  | 'dot_level'
+  | 'wildcard_in_name'
+  | 'bad_wildcard'
+  | 'wildcard_app';
+
+export type TopicCheck = { ok: true; app: string } | { ok: false; reason: TopicRefusal };
+
+// C0 controls (NUL included), DEL, C1 controls, lone surrogates and the non-characters U+FFFE/U+FFFF.
+// eslint-disable-next-line no-control-regex
+const FORBIDDEN_CHARS = /[\u0000-\u001f\u007f-\u009f\ufffe\uffff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/**
+ * Is `topic` something a client may write? `kind` says whether it is a topic name (PUBLISH, will) or a
+ * subscription filter (SUBSCRIBE, UNSUBSCRIBE). On success returns the app slug (the first level).
+ */
+export function checkClientTopic(topic: unknown, kind: 'name' | 'filter'): TopicCheck {
+  if (typeof topic !== 'string' || topic.length === 0) return { ok: false, reason: 'empty' };
+  // UTF-8 length is at most 3 bytes per UTF-16 unit; only measure exactly when it could matter.
+  if (topic.length * 3 > TOPIC_LIMITS.maxBytes && Buffer.byteLength(topic, 'utf8') > TOPIC_LIMITS.maxBytes) {
+    return { ok: false, reason: 'too_long' };
+  }
+  if (topic.charCodeAt(0) === 36 /* $ */) return { ok: false, reason: 'system_topic' };
+  if (FORBIDDEN_CHARS.test(topic)) return { ok: false, reason: 'bad_character' };
+  const levels = topic.split('/');
+  if (levels.length > TOPIC_LIMITS.maxLevels) return { ok: false, reason: 'too_deep' };
+  for (let i = 0; i < levels.length; i++) {
+    const level = levels[i]!;
+    if (level.length === 0) return { ok: false, reason: 'empty_level' };
+    if (level === '..' || level === '.') return { ok: false, reason: 'dot_level' };
+    const hasWildcard = level.includes('+') || level.includes('#');
+    if (!hasWildcard) continue;
+    if (kind === 'name') return { ok: false, reason: 'wildcard_in_name' };
+    if (level.length > 1) return { ok: false, reason: 'bad_wildcard' };
+    if (level === '#' && i !== levels.length - 1) return { ok: false, reason: 'bad_wildcard' };
+    // The first level names the app: a wildcard there would reach every app of the project.
+    if (i === 0) return { ok: false, reason: 'wildcard_app' };
+  }
+  return { ok: true, app: levels[0]! };
+}
+
+/**
+ * The internal topic (or filter) for a client's topic that passed `checkClientTopic`:
+ * `<app>/<rest>` → `<mount>/<app>/<namespace>/<rest>`.
+ */
+export function toInternal(view: TopicView, clientTopic: string): string {
+  if (view.namespace === '') return `${view.mount}/${clientTopic}`;
+  const slash = clientTopic.indexOf('/');
+  if (slash < 0) return `${view.mount}/${clientTopic}/${view.namespace}`;
+  return `${view.mount}/${clientTopic.slice(0, slash)}/${view.namespace}${clientTopic.slice(slash)}`;
+}
+
+/**
+ * The client's view of an internal topic, or null when the topic lies outside the view (another project,
+ * another scope, or a broker-internal topic such as `$SYS/...`). Exact inverse of `toInternal`.
+ */
+export function toClient(view: TopicView, internalTopic: string): string | null {
+  const mount = view.mount;
+  if (internalTopic.length <= mount.length + 1 || !internalTopic.startsWith(mount) || internalTopic.charCodeAt(mount.length) !== 47) {
+    return null;
+  }
+  const rest = internalTopic.slice(mount.length + 1);
+  if (view.namespace === '') return rest;
+  const slash = rest.indexOf('/');
+  if (slash <= 0) return null;
+  const app = rest.slice(0, slash);
+  const afterApp = rest.slice(slash + 1);
+  const ns = view.namespace;
+  if (afterApp === ns) return app;
+  if (afterApp.length > ns.length && afterApp.startsWith(ns) && afterApp.charCodeAt(ns.length) === 47) {
+    return `${app}${afterApp.slice(ns.length)}`;
+  }
+  return null;
+}
+
+/** Does MQTT filter `filter` match topic name `topic`? (`+` one level, `#` this level and all below.) */
+export function mqttMatch(filter: string, topic: string): boolean {
+  if (filter === topic) return true;
+  const f = filter.split('/');
+  const t = topic.split('/');
+  for (let i = 0; i < f.length; i++) {
+    const level = f[i]!;
+    if (level === '#') return true;
+    if (i >= t.length) return false;
+    if (level !== '+' && level !== t[i]) return false;
+  }
+  return f.length === t.length;
+}
+
+/**
+ * Does filter `outer` cover filter `inner` entirely, i.e. does every topic `inner` matches also match `outer`?
+ * A topic name is a filter without wildcards, so this also answers "does `outer` match this topic".
+ */
+export function filterCovers(outer: string, inner: string): boolean {
+  if (outer === inner) return true;
+  const o = outer.split('/');
+  const n = inner.split('/');
+  for (let i = 0; i < o.length; i++) {
+    const level = o[i]!;
+    if (level === '#') return true;
+    if (i >= n.length) return false;
+    const other = n[i]!;
+    if (other === '#') return false;
+    if (level === '+') continue;
+    if (other === '+' || other !== level) return false;
+  }
+  return o.length === n.length;
+}
+
+/** Is the client-view topic allowed by any of the filters (publish: match; subscribe: cover)? */
+export function anyFilterAllows(filters: readonly string[], clientTopic: string, kind: 'name' | 'filter'): boolean {
+  for (const f of filters) {
+    if (kind === 'name' ? mqttMatch(f, clientTopic) : filterCovers(f, clientTopic)) return true;
+  }
+  return false;
+}
