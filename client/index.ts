@@ -5,7 +5,7 @@
  *   const sg = new ScopeGateClient({ baseUrl: 'http://127.0.0.1:8080', token: process.env.AUTHZ_ADMIN_TOKEN! });
  *   const tenant = await sg.tenants.create({ name: 'Acme Corp', slug: 'acme-corp' });
  */
-import type { Input } from '../authz-sidecar/http/schemas.ts';
+import type { RequestBody as Input } from '../authz-sidecar/http/schemas.ts';
 import type { ErrorBody, ErrorCode, ErrorDetail } from '../shared/errors.ts';
 
 export class ScopeGateApiError extends Error {

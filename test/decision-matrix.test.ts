@@ -75,7 +75,7 @@ beforeAll(async () => {
     { roleId: id.operator, permissionId: id.sub },
     { roleId: id.guard, permissionId: id.guardPerm },
   ]);
-  id.olga = await user('olga', id.projectScope, id.operator);
+  id.olga = await user('olga', id.projectScope!, id.operator!);
 });
 afterAll(() => s?.close());
 

@@ -30,7 +30,7 @@ const world = fc.record({
   corrupt: fc.array(fc.tuple(fc.nat(100), fc.nat(100), fc.nat(100)), { maxLength: 6 }),
 });
 
-type World = fc.Infer<typeof world>;
+type World = typeof world extends fc.Arbitrary<infer T> ? T : never;
 
 async function build(w: World) {
   const store = new MemoryPolicyStore();
@@ -64,12 +64,12 @@ async function build(w: World) {
     }
   }
   const pick = <T>(xs: T[], n: number) => xs[n % xs.length]!;
-  const roles = [];
+  const roles: { id: string; tenantId: string }[] = [];
   for (const [i, [scopeN]] of w.roles.entries()) {
     const r = await attempt((tx) => createRole(tx, { name: `R${i}`, scopeId: pick(scopes, scopeN).id }));
     if (r) roles.push(r);
   }
-  const perms = [];
+  const perms: { id: string; tenantId: string }[] = [];
   for (const [i, [scopeN, action, resourceType]] of w.perms.entries()) {
     const p = await attempt((tx) => createPermission(tx, { scopeId: pick(scopes, scopeN).id, action, resourceType, resourcePattern: '*', key: `k${i}` }));
     if (p) perms.push(p);

@@ -196,3 +196,5 @@ export const batchOf = <T extends z.ZodType>(item: T) => z.array(item).min(1).ma
 
 export type Schemas = typeof schemas;
 export type Input<K extends keyof Schemas> = z.infer<Schemas[K]>;
+/** What a caller may send (defaults not yet applied): the type of request bodies in the typed client. */
+export type RequestBody<K extends keyof Schemas> = z.input<Schemas[K]>;
