@@ -1,0 +1,54 @@
+import type { AuthorizePublishHandler, Client } from 'aedes';
+import { toClient } from '../../shared/topic.ts';
+import type { BrokerContext } from '../context.ts';
+import { stateOf } from '../session-registry.ts';
+import { decidePublish, isRefusal } from '../session-state.ts';
+
+/** Where dropped publishes go (MQTT_DENY_ACTION=drop): a `$` topic no client can subscribe to. */
+export const DROPPED_TOPIC = '$scopegate/dropped';
+
+/**
+ * authorizePublish: the client's topic is decided from the session state (a cache lookup in steady state)
+ * and rewritten in place to the internal topic. A refused publish closes the connection
+ * (MQTT_DENY_ACTION=disconnect) or is acknowledged and discarded (drop).
+ *
+ * Two other callers: the session's own will at close (already rewritten at CONNECT; re-checked against the
+ * current grant), and wills of dead brokers in a cluster (client null; those topics were decided when the
+ * will's owner connected, so only internal topics pass).
+ */
+export function authorizePublish(ctx: BrokerContext): AuthorizePublishHandler {
+  const drop = ctx.config.denyAction === 'drop';
+  return (client, packet, callback) => {
+    if (client === null) return callback(packet.topic.startsWith('p/') ? null : new Error('will outside any namespace'));
+    const state = stateOf(client);
+    if (!state) return callback(new Error('session not authorized'));
+    if (packet === (client as Client & { will?: unknown }).will) {
+      const own = toClient(state.view, packet.topic);
+      const again = own === null ? null : decidePublish(state, own);
+      return callback(typeof again === 'string' && again === packet.topic ? null : new Error('will no longer allowed'));
+    }
+
+    let decision = state.publishDecisions.get(packet.topic);
+    if (decision !== undefined) ctx.metrics.cacheHit.inc();
+    else {
+      ctx.metrics.cacheMiss.inc();
+      decision = decidePublish(state, packet.topic);
+    }
+
+    if (!isRefusal(decision)) {
+      packet.topic = decision;
+      ctx.metrics.messagesIn.inc();
+      ctx.metrics.publishAllowed.inc();
+      return callback(null);
+    }
+    ctx.metrics.decisions.labels('publish', 'denied', decision.refused).inc();
+    ctx.logger.info(
+      { clientId: client.id, actorId: state.grant.actorId, scopeId: state.grant.accessScopeId, topic: String(packet.topic).slice(0, 200), reason: decision.refused, action: drop ? 'drop' : 'disconnect' },
+      'publish refused',
+    );
+    if (!drop) return callback(new Error(`publish refused: ${decision.refused}`));
+    packet.topic = DROPPED_TOPIC;
+    packet.retain = false;
+    callback(null);
+  };
+}

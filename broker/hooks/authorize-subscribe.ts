@@ -1,0 +1,32 @@
+import type { AuthorizeSubscribeHandler } from 'aedes';
+import type { BrokerContext } from '../context.ts';
+import { stateOf } from '../session-registry.ts';
+import { REFUSED_FILTER, subscriptionStillAllowed } from '../session-state.ts';
+
+type Persistence = { removeSubscriptions(c: unknown, topics: string[]): Promise<unknown> };
+
+/**
+ * authorizeSubscribe: every filter reaching it is already internal (rewritten by rewrite-subscriptions.ts)
+ * or restored from a persistent session (stored internal), so it is checked, never rewritten again — that
+ * is what keeps a restored session from being prefixed twice. Answers null (SUBACK 0x80) for refused
+ * placeholders and for filters the current grant no longer allows; the latter are also removed from the
+ * persistent session so they are not restored again.
+ */
+export function authorizeSubscribe(ctx: BrokerContext): AuthorizeSubscribeHandler {
+  return (client, sub, callback) => {
+    const state = stateOf(client);
+    if (!state || sub.topic.startsWith(REFUSED_FILTER)) return callback(null, null);
+    if (subscriptionStillAllowed(state, sub.topic)) {
+      ctx.metrics.decisions.labels('subscribe', 'allowed', 'ok').inc();
+      ctx.logger.debug({ clientId: client.id, actorId: state.grant.actorId, scopeId: state.grant.accessScopeId, filter: sub.topic }, 'subscribe allowed');
+      return callback(null, sub);
+    }
+    ctx.metrics.decisions.labels('subscribe', 'denied', 'no_longer_allowed').inc();
+    ctx.logger.info({ clientId: client.id, actorId: state.grant.actorId, filter: sub.topic.slice(0, 200) }, 'restored subscription no longer allowed');
+    if (!client.clean) {
+      const persistence = (client as unknown as { broker: { persistence: Persistence } }).broker.persistence;
+      persistence.removeSubscriptions(client, [sub.topic]).catch(() => undefined);
+    }
+    callback(null, null);
+  };
+}

@@ -1,0 +1,109 @@
+import { randomUUID } from 'node:crypto';
+import type { AuthenticateHandler, Client, PreConnectHandler } from 'aedes';
+import type { ConnectResponse } from '../../shared/broker-wire.ts';
+import type { BrokerContext } from '../context.ts';
+import { SidecarUnavailableError } from '../sidecar-client.ts';
+import { decidePublish, isRefusal, sessionStateFor } from '../session-state.ts';
+import { installSubscriptionRewriter, rewritePending } from './rewrite-subscriptions.ts';
+
+/** CONNACK return codes of MQTT 3.1.1. */
+export const CONNACK = { IDENTIFIER_REJECTED: 2, SERVER_UNAVAILABLE: 3, BAD_CREDENTIALS: 4, NOT_AUTHORIZED: 5 } as const;
+type Outcome = { ok: true; response: Extract<ConnectResponse, { decision: 'allowed' }> } | { ok: false; returnCode: number; reason: string };
+const OUTCOME = Symbol('scopegate.connectOutcome');
+type WithOutcome = Client & { [OUTCOME]?: Outcome };
+
+type ConnectPacketLike = {
+  clientId: string;
+  clean: boolean;
+  username?: string;
+  password?: Buffer;
+  will?: { topic: string; retain?: boolean } | null;
+};
+
+/**
+ * preConnect: the CONNECT is decided here, before Aedes sets the client id, because the client id must be
+ * rewritten: inside the broker it is `<actorId>/<clientId>`, so two actors choosing the same client id never
+ * take over or share each other's session. The will is authorized and rewritten here too. The outcome is
+ * kept on the client; `authenticate` turns it into the CONNACK code.
+ */
+export function preConnect(ctx: BrokerContext): PreConnectHandler {
+  return (client, packet, callback) => {
+    installSubscriptionRewriter(client, ctx);
+    decide(ctx, client, packet as unknown as ConnectPacketLike).then(
+      (outcome) => {
+        (client as WithOutcome)[OUTCOME] = outcome;
+        callback(null, true);
+      },
+      (err: unknown) => {
+        ctx.logger.error({ err }, 'connect decision failed');
+        (client as WithOutcome)[OUTCOME] = { ok: false, returnCode: CONNACK.SERVER_UNAVAILABLE, reason: 'internal' };
+        callback(null, true);
+      },
+    );
+  };
+}
+
+async function decide(ctx: BrokerContext, client: Client, packet: ConnectPacketLike): Promise<Outcome> {
+  const username = typeof packet.username === 'string' ? packet.username : '';
+  const password = Buffer.isBuffer(packet.password) ? packet.password.toString('utf8') : '';
+  if (!packet.clean && !packet.clientId) return { ok: false, returnCode: CONNACK.IDENTIFIER_REJECTED, reason: 'empty_client_id_persistent' };
+  if (!username || !password) return { ok: false, returnCode: CONNACK.BAD_CREDENTIALS, reason: 'missing_credentials' };
+
+  const started = process.hrtime.bigint();
+  let response: ConnectResponse;
+  try {
+    response = await ctx.sidecar.connect({
+      clientId: packet.clientId.slice(0, 256),
+      username: username.slice(0, 256),
+      password: password.slice(0, 8192),
+      remoteAddress: remoteAddressOf(client),
+    });
+    ctx.metrics.sidecarSeconds.labels('connect', 'ok').observe(Number(process.hrtime.bigint() - started) / 1e9);
+  } catch (err) {
+    ctx.metrics.sidecarSeconds.labels('connect', 'unavailable').observe(Number(process.hrtime.bigint() - started) / 1e9);
+    if (err instanceof SidecarUnavailableError) return { ok: false, returnCode: CONNACK.SERVER_UNAVAILABLE, reason: 'sidecar_unavailable' };
+    throw err;
+  }
+  if (response.decision === 'denied') {
+    const returnCode = response.reason === 'not_authorized' ? CONNACK.NOT_AUTHORIZED : CONNACK.BAD_CREDENTIALS;
+    return { ok: false, returnCode, reason: response.reason };
+  }
+
+  const grant = response.session;
+  if (packet.will) {
+    const decision = decidePublish(sessionStateFor(grant, 1), packet.will.topic);
+    if (isRefusal(decision)) return { ok: false, returnCode: CONNACK.NOT_AUTHORIZED, reason: `will_${decision.refused}` };
+    packet.will.topic = decision;
+  }
+  // Aedes would generate `aedes_<uuid>` for an empty id; generate it here so it is inside the actor's space.
+  packet.clientId = `${grant.actorId}/${packet.clientId || `auto-${randomUUID()}`}`;
+  return { ok: true, response };
+}
+
+/** authenticate: turns the outcome decided in preConnect into CONNACK 0 / 2 / 3 / 4 / 5. */
+export function authenticate(ctx: BrokerContext): AuthenticateHandler {
+  return (client, _username, _password, done) => {
+    const outcome = (client as WithOutcome)[OUTCOME];
+    delete (client as WithOutcome)[OUTCOME];
+    if (outcome?.ok) {
+      const grant = outcome.response.session;
+      ctx.sessions.start(client, grant);
+      rewritePending(client, ctx);
+      ctx.metrics.decisions.labels('connect', 'allowed', 'ok').inc();
+      ctx.logger.info({ clientId: client.id, actorId: grant.actorId, tenantId: grant.tenantId, scopeId: grant.accessScopeId, namespace: grant.namespace }, 'connect allowed');
+      return done(null, true);
+    }
+    const returnCode = outcome?.returnCode ?? CONNACK.SERVER_UNAVAILABLE;
+    const reason = outcome?.reason ?? 'no_decision';
+    ctx.metrics.decisions.labels('connect', 'denied', reason).inc();
+    ctx.logger.info({ clientId: client.id?.slice(0, 200), returnCode, reason }, 'connect refused');
+    const err = Object.assign(new Error(`connect refused: ${reason}`), { returnCode });
+    done(err as never, false);
+  };
+}
+
+function remoteAddressOf(client: Client): string | undefined {
+  const details = (client as unknown as { connDetails?: { ipAddress?: string } }).connDetails;
+  const conn = client.conn as { remoteAddress?: string };
+  return details?.ipAddress ?? conn.remoteAddress ?? undefined;
+}

@@ -1,0 +1,179 @@
+import type { Logger } from 'pino';
+import { changeEventSchema, type BrokerChangeEvent } from '../shared/broker-wire.ts';
+import type { BrokerMetrics } from './metrics.ts';
+import type { SessionControl } from './session-control.ts';
+import type { SessionRegistry } from './session-registry.ts';
+import type { SidecarClient } from './sidecar-client.ts';
+
+export interface LiveUpdatesOptions {
+  sidecar: SidecarClient;
+  registry: SessionRegistry;
+  sessions: SessionControl;
+  metrics: BrokerMetrics;
+  logger: Logger;
+  /** How long decided sessions keep working while the feed is down; then they are closed. */
+  graceMs: number;
+  /** No event or heartbeat for this long: the feed is considered dead and reopened. */
+  silenceMs?: number;
+}
+
+/**
+ * Keeps live sessions in step with policy: listens to the sidecar's change feed (SSE), and for every change
+ * re-fetches the grants of the connected actors it may concern (the actors it names, and every connected
+ * actor of the tenants it touched) and applies them. Refreshes are coalesced and run one at a time, so a
+ * grant fetched later is always applied later. After a (re)connect every session is refreshed, since events
+ * may have been missed. While the feed is down, sessions keep their last grant for `graceMs`, then close.
+ */
+export class LiveUpdates {
+  private abort: AbortController | null = null;
+  private stopped = false;
+  private connected = false;
+  private downSince: number | null = Date.now();
+  private lastHeard = Date.now();
+  private pending = new Set<string>();
+  private running: Promise<void> | null = null;
+  private readonly watchdog: NodeJS.Timeout;
+  private readonly silenceMs: number;
+  /** Resolves the first time the feed is open (tests, readiness). */
+  readonly ready: Promise<void>;
+  private markReady!: () => void;
+
+  constructor(private readonly o: LiveUpdatesOptions) {
+    this.silenceMs = o.silenceMs ?? 6_000;
+    this.ready = new Promise((r) => (this.markReady = r));
+    this.watchdog = setInterval(() => this.check(), 250);
+    this.watchdog.unref();
+  }
+
+  get isUp(): boolean {
+    return this.connected;
+  }
+
+  start(): void {
+    void this.loop();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.watchdog);
+    this.abort?.abort();
+    await this.running?.catch(() => undefined);
+  }
+
+  private async loop(): Promise<void> {
+    let backoff = 100;
+    while (!this.stopped) {
+      this.abort = new AbortController();
+      try {
+        const body = await this.o.sidecar.openChangeFeed(this.abort.signal);
+        backoff = 100;
+        await this.read(body);
+      } catch (err) {
+        if (this.stopped) break;
+        if (this.connected || backoff === 100) this.o.logger.warn({ err: (err as Error).message }, 'change feed down; sessions keep their grants for the grace period');
+      }
+      this.setDown();
+      if (this.stopped) break;
+      await new Promise((r) => setTimeout(r, backoff));
+      backoff = Math.min(backoff * 2, 2_000);
+    }
+  }
+
+  private async read(body: ReadableStream<Uint8Array>): Promise<void> {
+    const decoder = new TextDecoder();
+    let buffer = '';
+    for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+      buffer += decoder.decode(chunk, { stream: true });
+      let end: number;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        this.onBlock(block);
+      }
+    }
+  }
+
+  private onBlock(block: string): void {
+    let event = 'message';
+    let data = '';
+    for (const line of block.split('\n')) {
+      if (line.startsWith('event: ')) event = line.slice(7);
+      else if (line.startsWith('data: ')) data += line.slice(6);
+    }
+    this.lastHeard = Date.now();
+    this.o.metrics.feedLagSeconds.set(0);
+    if (event === 'hello') {
+      this.setUp();
+      // Events may have been missed while the feed was down: re-decide every live session.
+      this.enqueue(this.o.registry.allActors());
+      return;
+    }
+    if (event !== 'change') return;
+    let parsed: BrokerChangeEvent;
+    try {
+      parsed = changeEventSchema.parse(JSON.parse(data));
+    } catch {
+      this.o.logger.warn('change feed: malformed event ignored; re-deciding every session');
+      this.enqueue(this.o.registry.allActors());
+      return;
+    }
+    const actors = new Set(parsed.actorIds);
+    for (const a of this.o.registry.actorsOfTenants(parsed.tenantIds)) actors.add(a);
+    this.enqueue([...actors]);
+  }
+
+  private enqueue(actorIds: string[]): void {
+    for (const a of actorIds) if (this.o.registry.clientsOf(a).length > 0) this.pending.add(a);
+    if (this.pending.size > 0 && !this.running) this.running = this.drain().finally(() => (this.running = null));
+  }
+
+  private async drain(): Promise<void> {
+    while (this.pending.size > 0 && !this.stopped) {
+      const batch = [...this.pending].slice(0, 5_000);
+      for (const a of batch) this.pending.delete(a);
+      const started = process.hrtime.bigint();
+      try {
+        const answer = await this.o.sidecar.refresh(batch);
+        this.o.metrics.sidecarSeconds.labels('sessions', 'ok').observe(Number(process.hrtime.bigint() - started) / 1e9);
+        for (const actorId of batch) {
+          const grant = answer.sessions[actorId];
+          for (const client of this.o.registry.clientsOf(actorId)) this.o.sessions.apply(client, grant ?? null);
+        }
+      } catch (err) {
+        this.o.metrics.sidecarSeconds.labels('sessions', 'unavailable').observe(Number(process.hrtime.bigint() - started) / 1e9);
+        // Keep the old grants (grace) and retry these actors shortly.
+        this.o.logger.warn({ err: (err as Error).message, actors: batch.length }, 'could not refresh sessions; retrying');
+        for (const a of batch) this.pending.add(a);
+        setTimeout(() => this.enqueue([]), 500).unref();
+        return;
+      }
+    }
+  }
+
+  private setUp(): void {
+    if (!this.connected) this.o.logger.info('change feed connected');
+    this.connected = true;
+    this.downSince = null;
+    this.o.metrics.feedUp.set(1);
+    this.markReady();
+  }
+
+  private setDown(): void {
+    if (this.connected) this.downSince = Date.now();
+    this.connected = false;
+    this.o.metrics.feedUp.set(0);
+  }
+
+  private check(): void {
+    const now = Date.now();
+    this.o.metrics.feedLagSeconds.set((now - this.lastHeard) / 1000);
+    if (this.connected && now - this.lastHeard > this.silenceMs) {
+      this.o.logger.warn('change feed silent; reopening');
+      this.abort?.abort();
+    }
+    if (this.downSince !== null && now - this.downSince > this.o.graceMs && this.o.registry.size > 0) {
+      this.o.logger.warn({ sessions: this.o.registry.size }, 'sidecar unreachable beyond the grace period: closing sessions');
+      for (const client of this.o.registry.allClients()) this.o.sessions.close(client, 'sidecar_grace_expired');
+    }
+  }
+}

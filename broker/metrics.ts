@@ -1,0 +1,41 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * Prometheus metrics of one broker (its own registry, so tests can run several brokers in one process).
+ * Counters on the per-message path are plain `inc()` calls on pre-bound children: no label lookups there.
+ */
+export function createBrokerMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'scopegate_broker_' });
+  const decisions = new Counter({
+    name: 'scopegate_broker_decisions_total',
+    help: 'MQTT authorization decisions by action (connect, publish, subscribe), outcome and reason',
+    labelNames: ['action', 'outcome', 'reason'],
+    registers: [registry],
+  });
+  const cacheLookups = new Counter({ name: 'scopegate_broker_decision_cache_total', help: 'Publish decision cache lookups by result (hit, miss)', labelNames: ['result'], registers: [registry] });
+  const messages = new Counter({ name: 'scopegate_broker_messages_total', help: 'Messages in (published by clients) and out (delivered to clients)', labelNames: ['direction'], registers: [registry] });
+  return {
+    registry,
+    decisions,
+    publishAllowed: decisions.labels('publish', 'allowed', 'ok'),
+    cacheHit: cacheLookups.labels('hit'),
+    cacheMiss: cacheLookups.labels('miss'),
+    messagesIn: messages.labels('in'),
+    messagesOut: messages.labels('out'),
+    sidecarSeconds: new Histogram({
+      name: 'scopegate_broker_sidecar_call_seconds',
+      help: 'Latency of calls to the authz sidecar by call (connect, sessions)',
+      labelNames: ['call', 'outcome'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+    connectedClients: new Gauge({ name: 'scopegate_broker_connected_clients', help: 'Connected, authorized sessions per tenant', labelNames: ['tenant'], registers: [registry] }),
+    feedLagSeconds: new Gauge({ name: 'scopegate_broker_change_feed_lag_seconds', help: 'Seconds since the last event or heartbeat on the change feed', registers: [registry] }),
+    feedUp: new Gauge({ name: 'scopegate_broker_change_feed_up', help: '1 while the change feed from the sidecar is connected', registers: [registry] }),
+    sessionsClosed: new Counter({ name: 'scopegate_broker_sessions_closed_total', help: 'Sessions closed by the broker, by reason', labelNames: ['reason'], registers: [registry] }),
+    subscriptionsDropped: new Counter({ name: 'scopegate_broker_subscriptions_dropped_total', help: 'Subscriptions dropped after a policy change', registers: [registry] }),
+  };
+}
+
+export type BrokerMetrics = ReturnType<typeof createBrokerMetrics>;

@@ -1,0 +1,152 @@
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createRequire } from 'node:module';
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net';
+import { Aedes, type AedesOptions } from 'aedes';
+import { Redis } from 'ioredis';
+import pino, { type Logger } from 'pino';
+import { WebSocketServer, createWebSocketStream } from 'ws';
+import type { BrokerConfig } from './config.ts';
+import type { BrokerContext } from './context.ts';
+import { authorizeForward } from './hooks/authorize-forward.ts';
+import { authorizePublish } from './hooks/authorize-publish.ts';
+import { authorizeSubscribe } from './hooks/authorize-subscribe.ts';
+import { authenticate, preConnect } from './hooks/connect.ts';
+import { LiveUpdates } from './live-updates.ts';
+import { createBrokerMetrics } from './metrics.ts';
+import { SessionControl } from './session-control.ts';
+import { SessionRegistry } from './session-registry.ts';
+import { SidecarClient } from './sidecar-client.ts';
+
+const require = createRequire(import.meta.url);
+
+export interface RunningBroker {
+  tcpPort: number;
+  wsPort: number;
+  /** Port of the HTTP endpoint with /metrics, /healthz and /readyz (null when disabled). */
+  metricsPort: number | null;
+  aedes: Aedes;
+  context: BrokerContext;
+  live: LiveUpdates;
+  close(): Promise<void>;
+}
+
+export interface BrokerOptions {
+  logger?: Logger;
+  /** Port for /metrics, /healthz, /readyz; null disables it. Default from config. */
+  metricsPort?: number | null;
+  /** Silence after which the change feed is reopened (tests shorten it). */
+  feedSilenceMs?: number;
+  /** Aedes broker id (defaults to a random one). */
+  id?: string;
+}
+
+/**
+ * Starts one ScopeGate broker: Aedes 1.x with the ScopeGate hooks, on TCP and WebSocket, with Redis
+ * persistence and emitter when `redisUrl` is set (several brokers then share sessions and traffic), and the
+ * change feed from the sidecar keeping live sessions in step with policy.
+ */
+export async function startBroker(config: Readonly<BrokerConfig>, options: BrokerOptions = {}): Promise<RunningBroker> {
+  const logger = options.logger ?? pino({ level: config.logLevel, base: { process: 'broker' } });
+  const metrics = createBrokerMetrics();
+  const registry = new SessionRegistry();
+  const sessions = new SessionControl(registry, config.decisionCacheSize, metrics, logger);
+  const sidecar = new SidecarClient(config.sidecarUrl, config.brokerToken, config.sidecarTimeoutMs);
+  const context: BrokerContext = { config, sidecar, registry, sessions, metrics, logger };
+
+  const aedesOptions: AedesOptions = {
+    preConnect: preConnect(context),
+    authenticate: authenticate(context),
+    authorizePublish: authorizePublish(context),
+    authorizeSubscribe: authorizeSubscribe(context),
+    authorizeForward: authorizeForward(context),
+    // The internal topic adds the mount (2 levels) and the namespace to what a client writes (≤ 16 levels).
+    maxTopicLevels: 100,
+    ...(options.id ? { id: options.id } : {}),
+  };
+  const redisConnections: Redis[] = [];
+  if (config.redisUrl) {
+    const AsyncRedisPersistence = require('aedes-persistence-redis/asyncPersistence.js');
+    const MQEmitterRedis = require('mqemitter-redis');
+    const conn = new Redis(config.redisUrl, { maxRetriesPerRequest: 2 });
+    conn.on('error', (err) => logger.warn({ err: err.message }, 'redis (persistence) error'));
+    redisConnections.push(conn);
+    aedesOptions.persistence = new AsyncRedisPersistence({ conn });
+    aedesOptions.mq = MQEmitterRedis({ connectionString: config.redisUrl });
+    logger.info('persistence: Redis (aedes-persistence-redis + mqemitter-redis)');
+  } else {
+    logger.warn('persistence: in-memory (REDIS_URL is unset) — sessions, queued and retained messages are lost when this process stops');
+  }
+  const aedes = await Aedes.createBroker(aedesOptions);
+  aedes.on('clientDisconnect', (client) => sessions.ended(client));
+  aedes.on('clientError', (client, err) => logger.debug({ clientId: client.id, err: err.message }, 'client error'));
+  aedes.on('connectionError', (client, err) => logger.debug({ clientId: client?.id, err: err.message }, 'connection error'));
+
+  const live = new LiveUpdates({ sidecar, registry, sessions, metrics, logger, graceMs: config.sidecarGraceMs, silenceMs: options.feedSilenceMs });
+  live.start();
+
+  const tcp = createNetServer((socket) => aedes.handle(socket));
+  const tcpPort = await listen(tcp, config.mqttPort, config.host);
+
+  const http = createHttpServer((_req, res) => {
+    res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket: connect with a WebSocket client (subprotocol mqtt)\n');
+  });
+  const wss = new WebSocketServer({ server: http });
+  wss.on('connection', (ws, req) => {
+    const stream = createWebSocketStream(ws);
+    stream.on('error', () => stream.destroy());
+    aedes.handle(stream, req);
+  });
+  const wsPort = await listen(http, config.wsPort, config.host);
+
+  const metricsPortWanted = options.metricsPort === undefined ? config.metricsPort : options.metricsPort;
+  let metricsServer: HttpServer | null = null;
+  let metricsPort: number | null = null;
+  if (metricsPortWanted !== null) {
+    metricsServer = createHttpServer((req, res) => {
+      if (req.url === '/metrics') {
+        metrics.connectedClients.reset();
+        for (const [tenant, n] of registry.countsByTenant()) metrics.connectedClients.labels(tenant).set(n);
+        metrics.registry.metrics().then(
+          (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
+          () => res.writeHead(500).end(),
+        );
+      } else if (req.url === '/healthz') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok' }));
+      } else if (req.url === '/readyz') {
+        const up = live.isUp;
+        res.writeHead(up ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: up ? 'ready' : 'change feed down', clients: registry.size }));
+      } else {
+        res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'ROUTE_NOT_FOUND', message: 'No such route.', details: [] } }));
+      }
+    });
+    metricsPort = await listen(metricsServer, metricsPortWanted, config.host);
+  }
+  logger.info({ tcpPort, wsPort, metricsPort, sidecar: config.sidecarUrl }, `broker listening: mqtt://${config.host}:${tcpPort}, ws://${config.host}:${wsPort}`);
+
+  let closing: Promise<void> | null = null;
+  const close = () =>
+    (closing ??= (async () => {
+      tcp.close();
+      wss.close();
+      http.close();
+      metricsServer?.close();
+      await live.stop();
+      await new Promise<void>((resolve) => aedes.close(() => resolve()));
+      const persistence = (aedes as unknown as { persistence?: { destroy?: () => Promise<void> } }).persistence;
+      await persistence?.destroy?.().catch(() => undefined);
+      for (const c of redisConnections) c.disconnect();
+      http.closeAllConnections?.();
+    })());
+
+  return { tcpPort, wsPort, metricsPort, aedes, context, live, close };
+}
+
+function listen(server: NetServer | HttpServer, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}

@@ -1,0 +1,105 @@
+import type { Aedes, Client } from 'aedes';
+import type { Logger } from 'pino';
+import type { SessionGrant } from '../shared/broker-wire.ts';
+import { toClient } from '../shared/topic.ts';
+import type { BrokerMetrics } from './metrics.ts';
+import { stateOf, type SessionRegistry } from './session-registry.ts';
+import { decidePublish, decideSubscribe, isRefusal, sessionStateFor, subscriptionStillAllowed } from './session-state.ts';
+
+/** Aedes internals this module touches (documented, not in Aedes' types): subscriptions, will, persistence. */
+type AedesClientInternals = Client & {
+  subscriptions: Record<string, { qos: number }>;
+  will: { topic: string } | null;
+  broker: Aedes & { persistence: { removeSubscriptions(c: Client, topics: string[]): Promise<unknown>; delWill(c: { id: string; brokerId: string }): Promise<unknown> } };
+};
+
+/**
+ * Applies policy to live sessions: a new grant (subscriptions no longer allowed are dropped, those that follow
+ * a moved actor are re-made in its new namespace, the will is re-checked), a revocation (the session is
+ * closed, its will discarded), and token expiry (a session outlives no token).
+ */
+export class SessionControl {
+  private readonly expiryTimers = new WeakMap<Client, NodeJS.Timeout>();
+
+  constructor(
+    private readonly registry: SessionRegistry,
+    private readonly cacheSize: number,
+    private readonly metrics: BrokerMetrics,
+    private readonly logger: Logger,
+  ) {}
+
+  /** A session was authorized at CONNECT. */
+  start(client: Client, grant: SessionGrant): void {
+    this.registry.set(client, sessionStateFor(grant, this.cacheSize));
+    if (grant.expiresAt !== null) {
+      // setTimeout cannot wait longer than ~24.8 days; a later expiry is re-armed when the grant is refreshed.
+      const delay = Math.min(Math.max(grant.expiresAt - Date.now(), 0), 2 ** 31 - 1);
+      const timer = setTimeout(() => this.close(client, 'token_expired'), delay);
+      timer.unref();
+      this.expiryTimers.set(client, timer);
+    }
+  }
+
+  /** The session ended (disconnect, takeover, close). */
+  ended(client: Client): void {
+    const timer = this.expiryTimers.get(client);
+    if (timer) clearTimeout(timer);
+    this.expiryTimers.delete(client);
+    this.registry.delete(client);
+  }
+
+  /** Re-decides a live session with a fresh grant from the sidecar (null: the actor may no longer connect). */
+  apply(client: Client, fresh: SessionGrant | null): void {
+    const old = stateOf(client);
+    if (!old || client.closed) return;
+    if (!fresh) return this.close(client, 'revoked');
+    // Refreshed grants carry no credential expiry; the one from CONNECT still holds.
+    const state = sessionStateFor({ ...fresh, expiresAt: old.grant.expiresAt }, this.cacheSize);
+    this.registry.set(client, state);
+
+    const c = client as AedesClientInternals;
+    const drop: string[] = [];
+    const remake: { topic: string; qos: number }[] = [];
+    for (const [topic, sub] of Object.entries(c.subscriptions ?? {})) {
+      if (subscriptionStillAllowed(state, topic)) continue;
+      drop.push(topic);
+      // The actor moved: its own filter, re-decided in its new namespace.
+      const clientFilter = toClient(old.view, topic);
+      if (clientFilter === null) continue;
+      const moved = decideSubscribe(state, clientFilter);
+      if (!isRefusal(moved) && !c.subscriptions[moved]) remake.push({ topic: moved, qos: sub.qos });
+    }
+    if (drop.length > 0) {
+      this.metrics.subscriptionsDropped.inc(drop.length);
+      this.logger.info({ clientId: client.id, actorId: state.grant.actorId, dropped: drop.length, remade: remake.length }, 'policy change: subscriptions re-decided');
+      if (!client.clean) c.broker.persistence.removeSubscriptions(client, drop).catch(() => undefined);
+      client.unsubscribe({ unsubscriptions: drop } as never, () => {
+        if (remake.length > 0 && !client.closed) client.subscribe({ subscriptions: remake } as never, () => undefined);
+      });
+    }
+    if (c.will) {
+      const willClient = toClient(old.view, c.will.topic);
+      const decided = willClient === null ? null : decidePublish(state, willClient);
+      if (decided === null || isRefusal(decided)) this.discardWill(c);
+      else c.will.topic = decided;
+    }
+  }
+
+  /** Closes a session the broker no longer allows; its will is not published. */
+  close(client: Client, reason: 'revoked' | 'token_expired' | 'sidecar_grace_expired'): void {
+    if (client.closed) return;
+    const state = stateOf(client);
+    this.logger.info({ clientId: client.id, actorId: state?.grant.actorId, scopeId: state?.grant.accessScopeId, reason }, 'closing session');
+    this.metrics.sessionsClosed.labels(reason).inc();
+    this.discardWill(client as AedesClientInternals);
+    this.ended(client);
+    client.close();
+  }
+
+  private discardWill(c: AedesClientInternals): void {
+    if (!c.will) return;
+    c.will = null;
+    (c as unknown as { _will: unknown })._will = null;
+    c.broker.persistence.delWill({ id: c.id, brokerId: c.broker.id }).catch(() => undefined);
+  }
+}

@@ -1,0 +1,89 @@
+import type { Client } from 'aedes';
+import type { SessionState } from './session-state.ts';
+
+/** The ScopeGate state of an Aedes client lives on the client object itself: one property read per packet. */
+const STATE = Symbol('scopegate.session');
+type WithState = Client & { [STATE]?: SessionState };
+
+export function stateOf(client: Client | null | undefined): SessionState | undefined {
+  return client ? (client as WithState)[STATE] : undefined;
+}
+
+/**
+ * Which sessions are connected, by actor and by tenant, so that a change-feed event naming tenants or actors
+ * finds the sessions to re-decide without scanning every client.
+ */
+export class SessionRegistry {
+  private readonly byActor = new Map<string, Set<Client>>();
+  private readonly byTenant = new Map<string, Set<string>>();
+
+  /** Attaches (or replaces) the state of a client and indexes it. */
+  set(client: Client, state: SessionState): void {
+    const previous = stateOf(client);
+    if (previous && previous.grant.tenantId !== state.grant.tenantId) this.unindex(client, previous);
+    (client as WithState)[STATE] = state;
+    const { actorId, tenantId } = state.grant;
+    let clients = this.byActor.get(actorId);
+    if (!clients) this.byActor.set(actorId, (clients = new Set()));
+    clients.add(client);
+    let actors = this.byTenant.get(tenantId);
+    if (!actors) this.byTenant.set(tenantId, (actors = new Set()));
+    actors.add(actorId);
+  }
+
+  /** Forgets a client (on disconnect). Its state stays readable on the object for in-flight packets. */
+  delete(client: Client): void {
+    const state = stateOf(client);
+    if (state) this.unindex(client, state);
+  }
+
+  clientsOf(actorId: string): Client[] {
+    return [...(this.byActor.get(actorId) ?? [])];
+  }
+
+  actorsOfTenants(tenantIds: readonly string[]): string[] {
+    if (tenantIds.includes('*')) return this.allActors();
+    const out = new Set<string>();
+    for (const t of tenantIds) for (const a of this.byTenant.get(t) ?? []) out.add(a);
+    return [...out];
+  }
+
+  allActors(): string[] {
+    return [...this.byActor.keys()];
+  }
+
+  allClients(): Client[] {
+    const out: Client[] = [];
+    for (const set of this.byActor.values()) out.push(...set);
+    return out;
+  }
+
+  /** Connected sessions per tenant (for the metrics gauge). */
+  countsByTenant(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const [tenantId, actors] of this.byTenant) {
+      let n = 0;
+      for (const a of actors) n += this.byActor.get(a)?.size ?? 0;
+      counts.set(tenantId, n);
+    }
+    return counts;
+  }
+
+  get size(): number {
+    let n = 0;
+    for (const set of this.byActor.values()) n += set.size;
+    return n;
+  }
+
+  private unindex(client: Client, state: SessionState): void {
+    const { actorId, tenantId } = state.grant;
+    const clients = this.byActor.get(actorId);
+    if (!clients) return;
+    clients.delete(client);
+    if (clients.size > 0) return;
+    this.byActor.delete(actorId);
+    const actors = this.byTenant.get(tenantId);
+    actors?.delete(actorId);
+    if (actors?.size === 0) this.byTenant.delete(tenantId);
+  }
+}

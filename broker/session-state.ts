@@ -1,0 +1,84 @@
+import type { AppGrant, SessionGrant } from '../shared/broker-wire.ts';
+import { anyFilterAllows, checkClientTopic, toClient, toInternal, type TopicRefusal, type TopicView } from '../shared/topic.ts';
+
+/**
+ * Everything the broker knows about one connected session, and the pure decisions made from it. Built once
+ * per session grant (at CONNECT, and again whenever the change feed makes the broker re-fetch the grant), so
+ * that a PUBLISH costs one cache lookup and, on a miss, a topic check and a string concatenation.
+ */
+export interface SessionState {
+  readonly grant: SessionGrant;
+  readonly view: TopicView;
+  readonly apps: ReadonlyMap<string, AppGrant>;
+  /** Client topic → internal topic, or a refusal; bounded (oldest entry evicted first). */
+  readonly publishDecisions: Map<string, string | Refusal>;
+  readonly cacheSize: number;
+}
+
+export type Refusal = { refused: TopicRefusal | 'app_not_granted' | 'not_permitted' };
+
+/** Subscriptions refused before Aedes sees them are renamed to this: it matches nothing a client can publish. */
+export const REFUSED_FILTER = '$scopegate/refused';
+
+export function sessionStateFor(grant: SessionGrant, cacheSize: number): SessionState {
+  return {
+    grant,
+    view: { mount: grant.mount, namespace: grant.namespace },
+    apps: new Map(grant.apps.map((a) => [a.slug, a])),
+    publishDecisions: new Map(),
+    cacheSize,
+  };
+}
+
+/** PUBLISH (and will): the internal topic to publish to, or why not. Cached per session. */
+export function decidePublish(state: SessionState, clientTopic: string): string | Refusal {
+  const cached = state.publishDecisions.get(clientTopic);
+  if (cached !== undefined) return cached;
+  const decision = decideTopic(state, clientTopic, 'name');
+  const cache = state.publishDecisions;
+  if (cache.size >= state.cacheSize) cache.delete(cache.keys().next().value as string);
+  cache.set(clientTopic, decision);
+  return decision;
+}
+
+/** SUBSCRIBE / UNSUBSCRIBE: the internal filter, or why not. Not cached (rare, and filters vary). */
+export function decideSubscribe(state: SessionState, clientFilter: string): string | Refusal {
+  return decideTopic(state, clientFilter, 'filter');
+}
+
+function decideTopic(state: SessionState, topic: string, kind: 'name' | 'filter'): string | Refusal {
+  const check = checkClientTopic(topic, kind);
+  if (!check.ok) return { refused: check.reason };
+  const app = state.apps.get(check.app);
+  if (!app) return { refused: 'app_not_granted' };
+  const filters = kind === 'name' ? app.publish : app.subscribe;
+  if (app.mode === 'rbac' && !anyFilterAllows(filters, topic, kind)) return { refused: 'not_permitted' };
+  return toInternal(state.view, topic);
+}
+
+/**
+ * A message about to be delivered: the topic in the subscriber's own view, or null when it lies outside
+ * the subscriber's view or app grants (then it is not delivered at all).
+ */
+export function decideForward(state: SessionState, internalTopic: string): string | null {
+  const clientTopic = toClient(state.view, internalTopic);
+  if (clientTopic === null) return null;
+  const slash = clientTopic.indexOf('/');
+  const app = state.apps.get(slash < 0 ? clientTopic : clientTopic.slice(0, slash));
+  return app ? clientTopic : null;
+}
+
+/**
+ * A subscription Aedes holds (internal filter), checked again against a (possibly new) grant: still allowed
+ * only if it maps back into the view and the client-view filter would be allowed today.
+ */
+export function subscriptionStillAllowed(state: SessionState, internalFilter: string): boolean {
+  const clientFilter = toClient(state.view, internalFilter);
+  if (clientFilter === null) return false;
+  const decision = decideSubscribe(state, clientFilter);
+  return typeof decision === 'string' && decision === internalFilter;
+}
+
+export function isRefusal(d: string | Refusal): d is Refusal {
+  return typeof d !== 'string';
+}

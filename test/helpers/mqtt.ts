@@ -1,0 +1,91 @@
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+
+export interface Received {
+  topic: string;
+  payload: string;
+  retain: boolean;
+  qos: number;
+}
+
+export interface TestClient {
+  client: MqttClient;
+  messages: Received[];
+  /** Resolves with the first message matching, or rejects after `timeoutMs`. */
+  next(predicate?: (m: Received) => boolean, timeoutMs?: number): Promise<Received>;
+  subscribe(filter: string | string[], qos?: 0 | 1 | 2): Promise<number[]>;
+  publish(topic: string, payload: string, options?: { qos?: 0 | 1 | 2; retain?: boolean }): Promise<void>;
+  /** Resolves when the connection closes (by the broker or the client). */
+  closed: Promise<void>;
+  end(): Promise<void>;
+}
+
+/** Connects a real mqtt.js client (MQTT 3.1.1) and resolves once CONNACK 0 arrived; rejects with `code` otherwise. */
+export function connect(url: string, username: string, password: string, options: IClientOptions = {}): Promise<TestClient> {
+  return new Promise((resolve, reject) => {
+    const client = mqtt.connect(url, { protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5_000, username, password, clientId: options.clientId ?? `t-${Math.random().toString(16).slice(2)}`, ...options });
+    const messages: Received[] = [];
+    const waiters: Array<{ predicate: (m: Received) => boolean; resolve: (m: Received) => void }> = [];
+    let closeResolve!: () => void;
+    const closed = new Promise<void>((r) => (closeResolve = r));
+    client.on('close', () => closeResolve());
+    client.on('message', (topic, payload, packet) => {
+      const m = { topic, payload: payload.toString(), retain: packet.retain, qos: packet.qos };
+      messages.push(m);
+      for (const w of [...waiters]) {
+        if (w.predicate(m)) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve(m);
+        }
+      }
+    });
+    client.once('error', (err) => {
+      client.end(true);
+      reject(err);
+    });
+    client.once('connect', () => {
+      client.removeAllListeners('error');
+      client.on('error', () => undefined);
+      resolve({
+        client,
+        messages,
+        closed,
+        next(predicate = () => true, timeoutMs = 3_000) {
+          const found = messages.find(predicate);
+          if (found) return Promise.resolve(found);
+          return new Promise((res, rej) => {
+            const w = { predicate, resolve: (m: Received) => (clearTimeout(timer), res(m)) };
+            const timer = setTimeout(() => {
+              waiters.splice(waiters.indexOf(w), 1);
+              rej(new Error(`no matching message within ${timeoutMs} ms (got ${JSON.stringify(messages.map((x) => x.topic))})`));
+            }, timeoutMs);
+            waiters.push(w);
+          });
+        },
+        async subscribe(filter, qos = 0) {
+          const granted = await client.subscribeAsync(filter, { qos });
+          return granted.map((g) => g.qos);
+        },
+        async publish(topic, payload, opts = {}) {
+          await client.publishAsync(topic, payload, { qos: opts.qos ?? 0, retain: opts.retain ?? false });
+        },
+        end: () => client.endAsync(),
+      });
+    });
+  });
+}
+
+/** The CONNACK return code a CONNECT gets (0 = accepted; the connection is closed again). */
+export async function connackCode(url: string, username: string, password: string, options: IClientOptions = {}): Promise<number> {
+  try {
+    const c = await connect(url, username, password, options);
+    await c.end();
+    return 0;
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === 'number') return code;
+    throw err;
+  }
+}
+
+/** Waits `ms` — only to give a message that must NOT arrive a fair chance to (never to wait for a result). */
+export const settle = (ms = 300) => new Promise((r) => setTimeout(r, ms));
