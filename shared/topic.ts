@@ -3,7 +3,7 @@
  * sidecar (permission patterns of resourceType `topic`).
  *
  * A client writes `<app>/<rest>`. Inside the broker that topic lives at
- * `<mount>/<app>/<namespace>/<rest>`: the mount is the actor's project (`p/<projectId>`), never shown to
+ * `<mount>/<app>/<namespace>/<rest>`: the mount is the actor's project (`$sg/<projectId>`), never shown to
  * clients; the namespace is the slug path of the actor's access scope below the project ('' for project-level
  * actors, who therefore write the namespace themselves: `<app>/<scope>/<rest>`).
  *
@@ -15,9 +15,14 @@
 /** Limits on what a client may write (the client's view, before the mount and namespace are added). */
 export const TOPIC_LIMITS = Object.freeze({ maxBytes: 1024, maxLevels: 16 });
 
+/** Every project mount starts with this; the sidecar builds mounts as `${INTERNAL_PREFIX}<projectId>`. */
+export const INTERNAL_PREFIX = '$sg/';
+
 /** Where an actor's topics live inside the broker. */
 export interface TopicView {
-  /** Internal prefix of the actor's project, e.g. `p/project_abc`; never visible to clients. */
+  /** Internal prefix of the actor's project, e.g. `$sg/project_abc`; never visible to clients. It starts with `$`
+   *  so that no client topic can ever equal an internal one (clients may not write `$` topics), which also lets
+   *  the broker tell an internal topic from one already in a client's view. */
   mount: string;
   /** Slug path of the access scope below the project (`acme-corp`, `production/downtown-tower`) or ''. */
   namespace: string;

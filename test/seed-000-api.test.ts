@@ -45,7 +45,7 @@ describe('seed 000: one scope per tenant customer', () => {
     const { token } = await api.actors.issueToken(actor.actorId);
     const decision = await connect(actor.actorId, token);
     expect(decision.decision).toBe('allowed');
-    expect(decision.session).toMatchObject({ actorId: actor.actorId, tenantId: orgId, namespace: 'acme-corp', mount: `p/${projectId}` });
+    expect(decision.session).toMatchObject({ actorId: actor.actorId, tenantId: orgId, namespace: 'acme-corp', mount: `$sg/${projectId}` });
     expect(decision.session.apps).toEqual([{ appId: app.appId, slug: 'my-app', mode: 'open', publish: ['my-app/#'], subscribe: ['my-app/#'] }]);
   });
 

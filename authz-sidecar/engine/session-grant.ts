@@ -1,4 +1,5 @@
 import type { AppGrant, SessionGrant } from '../../shared/broker-wire.ts';
+import { INTERNAL_PREFIX } from '../../shared/topic.ts';
 import type { PolicyModel } from '../model/policy-model.ts';
 import type { ActorRecord } from '../model/records.ts';
 import { allowedTopicPatterns } from './evaluate.ts';
@@ -42,7 +43,7 @@ export function sessionGrantFor(model: PolicyModel, actorId: string, expiresAt: 
     tenantId: actor.tenantId,
     projectId: project.id,
     accessScopeId: actor.accessScopeId,
-    mount: `p/${project.id}`,
+    mount: `${INTERNAL_PREFIX}${project.id}`,
     namespace,
     apps,
     expiresAt,

@@ -1,27 +1,35 @@
-import type { AedesPublishPacket, AuthorizeForwardHandler } from 'aedes';
+import type { AuthorizeForwardHandler } from 'aedes';
 import type { BrokerContext } from '../context.ts';
 import { stateOf } from '../session-registry.ts';
-import { decideForward } from '../session-state.ts';
+import { decideForward, decideRequeued } from '../session-state.ts';
 
 /**
  * authorizeForward: a message about to be delivered (live, retained, or queued for a persistent session) is
  * shown in the subscriber's own view, or not at all when it lies outside the subscriber's namespace or app
- * grants. The packet is shared by every subscriber, so a copy carries the rewritten topic.
+ * grants.
+ *
+ * The topic is rewritten in place: Aedes hands every subscriber its own packet object (a new Packet per
+ * subscription delivery, per retained message and per queued message), and its offline-queue path writes the
+ * very object it passed here, ignoring the return value. Aedes then stores that client-view copy while it
+ * waits for the PUBACK, so a packet coming back from this client's queue may already be in the client's view:
+ * internal topics always start with `$`, client topics never do, which tells the two apart.
  */
 export function authorizeForward(ctx: BrokerContext): AuthorizeForwardHandler {
   return (client, packet) => {
     const state = stateOf(client);
     if (!state) return null;
-    const topic = decideForward(state, packet.topic);
+    const internal = packet.topic;
+    if (internal.charCodeAt(0) !== 36 /* $ */) return decideRequeued(state, internal) ? packet : null;
+    const topic = decideForward(state, internal);
     if (topic === null) return null;
     ctx.metrics.messagesOut.inc();
-    const copy = { ...packet, topic } as AedesPublishPacket;
+    packet.topic = topic;
     // Aedes downgrades QoS by looking the subscription up under the delivered topic; that lookup now uses
     // the client's view, so do the downgrade here with the internal topic.
     if (packet.qos > 0) {
-      const sub = (client as unknown as { subscriptions: Record<string, { qos: number } | undefined> }).subscriptions[packet.topic];
-      if (sub && sub.qos < packet.qos) copy.qos = sub.qos as 0 | 1 | 2;
+      const sub = (client as unknown as { subscriptions: Record<string, { qos: number } | undefined> }).subscriptions[internal];
+      if (sub && sub.qos < packet.qos) packet.qos = sub.qos as 0 | 1 | 2;
     }
-    return copy;
+    return packet;
   };
 }

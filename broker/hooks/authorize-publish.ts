@@ -1,5 +1,5 @@
 import type { AuthorizePublishHandler, Client } from 'aedes';
-import { toClient } from '../../shared/topic.ts';
+import { INTERNAL_PREFIX, toClient } from '../../shared/topic.ts';
 import type { BrokerContext } from '../context.ts';
 import { stateOf } from '../session-registry.ts';
 import { decidePublish, isRefusal } from '../session-state.ts';
@@ -19,7 +19,7 @@ export const DROPPED_TOPIC = '$scopegate/dropped';
 export function authorizePublish(ctx: BrokerContext): AuthorizePublishHandler {
   const drop = ctx.config.denyAction === 'drop';
   return (client, packet, callback) => {
-    if (client === null) return callback(packet.topic.startsWith('p/') ? null : new Error('will outside any namespace'));
+    if (client === null) return callback(packet.topic.startsWith(INTERNAL_PREFIX) ? null : new Error('will outside any namespace'));
     const state = stateOf(client);
     if (!state) return callback(new Error('session not authorized'));
     if (packet === (client as Client & { will?: unknown }).will) {

@@ -61,9 +61,16 @@ export function connect(url: string, username: string, password: string, options
             waiters.push(w);
           });
         },
-        async subscribe(filter, qos = 0) {
-          const granted = await client.subscribeAsync(filter, { qos });
-          return granted.map((g) => g.qos);
+        subscribe(filter, qos = 0) {
+          // mqtt.js reports a SUBACK with a 0x80 code as an error; the codes are what the tests look at.
+          return new Promise((res, rej) => {
+            client.subscribe(filter, { qos }, (err, granted) => {
+              const packet = (err as { packet?: { granted?: number[] } } | undefined)?.packet;
+              if (packet?.granted) return res(packet.granted.map((g) => (typeof g === 'number' ? g : (g as { qos: number }).qos)));
+              if (err) return rej(err);
+              res((granted ?? []).map((g) => g.qos));
+            });
+          });
         },
         async publish(topic, payload, opts = {}) {
           await client.publishAsync(topic, payload, { qos: opts.qos ?? 0, retain: opts.retain ?? false });

@@ -57,5 +57,19 @@ export async function createActor(api: ReturnType<ScopeGateClient['project']>, n
   const actor = await api.actors.create({ name, accessScopeId, kind: 'agent' });
   for (const appId of appIds) await api.apps.grant(appId, actor.actorId);
   const { token } = await api.actors.issueToken(actor.actorId);
-  return { actorId: actor.actorId, token };
+  return { actorId: actor.actorId, subjectId: actor.subjectId, token };
+}
+
+/** RBAC for topics: one role at `scopeId` holding a permission per rule, assigned to the subject through a membership. */
+export async function allowTopics(side: TestSidecar, subjectId: string, scopeId: string, rules: Array<['publish' | 'subscribe', string]>) {
+  const role = await side.ok('POST', '/v1/roles', { scopeId, name: `topics ${Math.random().toString(16).slice(2, 8)}` });
+  const permissionIds: string[] = [];
+  for (const [action, pattern] of rules) {
+    const perm = await side.ok('POST', '/v1/permissions', { scopeId, action, resourceType: 'topic', resourcePattern: pattern });
+    await side.ok('POST', '/v1/role-permissions', { roleId: role.id, permissionId: perm.id });
+    permissionIds.push(perm.id);
+  }
+  const membership = await side.ok('POST', '/v1/memberships', { subjectId, scopeId });
+  const assignment = await side.ok('POST', '/v1/role-assignments', { roleId: role.id, membershipId: membership.id });
+  return { roleId: role.id as string, permissionIds, membershipId: membership.id as string, assignmentId: assignment.id as string };
 }
