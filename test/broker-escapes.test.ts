@@ -12,14 +12,14 @@ let sys: TestSystem;
 let api: Awaited<ReturnType<typeof createProject>>['api'];
 type Actor = { actorId: string; subjectId: string; token: string };
 let alice: Actor, alice2: Actor, bob: Actor, backend: Actor, sensor: Actor, disabled: Actor;
-let acmeScope: string;
+
 
 beforeAll(async () => {
   sys = await startSystem();
   ({ api } = await createProject(sys.sg, 'escapes'));
   const acme = await api.scopes.create({ slug: 'acme-corp', name: 'Acme' });
   const globex = await api.scopes.create({ slug: 'globex', name: 'Globex' });
-  acmeScope = acme.accessScopeId;
+
   const app = await api.apps.create({ slug: 'my-app', name: 'My App', mode: 'open' });
   const other = await api.apps.create({ slug: 'other-app', name: 'Other', mode: 'open' });
   const sensors = await api.apps.create({ slug: 'sensors', name: 'Sensors', mode: 'rbac' });
@@ -300,4 +300,4 @@ describe('raw packets', () => {
   });
 });
 
-void acmeScope;
+

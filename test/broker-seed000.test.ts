@@ -3,7 +3,7 @@
  * the agent multi-tenancy example, driven by mqtt.js clients against a real broker and sidecar.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, settle } from './helpers/mqtt.ts';
+import { connect, settle, type TestClient } from './helpers/mqtt.ts';
 import { createActor, createProject, startSystem, type TestSystem } from './helpers/system.ts';
 
 let sys: TestSystem;
@@ -96,7 +96,7 @@ describe('pattern 3: teams inside a customer (nested scopes)', () => {
     const b1 = await createActor(api, 'b1', blue.accessScopeId, [app.appId]);
     const lead = await createActor(api, 'lead', customer.accessScopeId, [app.appId]);
 
-    const [c1, c2, c3, cl] = await Promise.all([r1, r2, b1, lead].map((x) => connect(sys.url, x.actorId, x.token)));
+    const [c1, c2, c3, cl] = (await Promise.all([r1, r2, b1, lead].map((x) => connect(sys.url, x.actorId, x.token)))) as [TestClient, TestClient, TestClient, TestClient];
     try {
       await c2.subscribe('chat/room');
       await c3.subscribe('chat/room');
@@ -107,7 +107,7 @@ describe('pattern 3: teams inside a customer (nested scopes)', () => {
       await settle();
       expect(c3.messages).toEqual([]);
     } finally {
-      await Promise.all([c1, c2, c3, cl].map((c) => c!.end()));
+      await Promise.all([c1, c2, c3, cl].map((c) => c.end()));
     }
   });
 });
@@ -121,7 +121,7 @@ describe('agents: orchestrators and workers per tenant', () => {
     const orch1 = await createActor(api, 'orchestrator-1', t1.accessScopeId, [app.appId]);
     const worker1 = await createActor(api, 'worker-1', t1.accessScopeId, [app.appId]);
     const worker2 = await createActor(api, 'worker-2', t2.accessScopeId, [app.appId]);
-    const [o, w1, w2] = await Promise.all([orch1, worker1, worker2].map((x) => connect(sys.url, x.actorId, x.token)));
+    const [o, w1, w2] = (await Promise.all([orch1, worker1, worker2].map((x) => connect(sys.url, x.actorId, x.token)))) as [TestClient, TestClient, TestClient];
     try {
       await w1.subscribe(['agents/_handoff/dispatch', 'agents/_blackboard/state']);
       await w2.subscribe(['agents/_handoff/dispatch', 'agents/_blackboard/state']);
