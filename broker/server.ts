@@ -1,8 +1,7 @@
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { createRequire } from 'node:module';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net';
 import { Aedes, type AedesOptions } from 'aedes';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import pino, { type Logger } from 'pino';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import type { BrokerConfig } from './config.ts';
@@ -12,12 +11,11 @@ import { authorizePublish } from './hooks/authorize-publish.ts';
 import { authorizeSubscribe } from './hooks/authorize-subscribe.ts';
 import { authenticate, preConnect } from './hooks/connect.ts';
 import { LiveUpdates } from './live-updates.ts';
+import { redisPersistenceAndEmitter } from './redis-mode.ts';
 import { createBrokerMetrics } from './metrics.ts';
 import { SessionControl } from './session-control.ts';
 import { SessionRegistry } from './session-registry.ts';
 import { SidecarClient } from './sidecar-client.ts';
-
-const require = createRequire(import.meta.url);
 
 export interface RunningBroker {
   tcpPort: number;
@@ -65,13 +63,10 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
   };
   const redisConnections: Redis[] = [];
   if (config.redisUrl) {
-    const AsyncRedisPersistence = require('aedes-persistence-redis/asyncPersistence.js');
-    const MQEmitterRedis = require('mqemitter-redis');
-    const conn = new Redis(config.redisUrl, { maxRetriesPerRequest: 2 });
-    conn.on('error', (err) => logger.warn({ err: err.message }, 'redis (persistence) error'));
-    redisConnections.push(conn);
-    aedesOptions.persistence = new AsyncRedisPersistence({ conn });
-    aedesOptions.mq = MQEmitterRedis({ connectionString: config.redisUrl });
+    const redis = redisPersistenceAndEmitter(config.redisUrl, logger);
+    redisConnections.push(...redis.connections);
+    aedesOptions.persistence = redis.persistence;
+    aedesOptions.mq = redis.mq;
     logger.info('persistence: Redis (aedes-persistence-redis + mqemitter-redis)');
   } else {
     logger.warn('persistence: in-memory (REDIS_URL is unset) — sessions, queued and retained messages are lost when this process stops');
