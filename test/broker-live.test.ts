@@ -129,7 +129,7 @@ describe('credentials', () => {
 describe('sidecar outage', () => {
   it('fails closed for new clients (CONNACK 3), keeps decided sessions for the grace, recovers without a broker restart', async () => {
     const store = new MemoryPolicyStore();
-    let side = await startSidecar(store);
+    let side: { url: string; brokerToken: string; adminToken: string; close(): Promise<void> } = await startSidecar(store);
     const port = Number(new URL(side.url).port);
     const { ScopeGateClient } = await import('../client/index.ts');
     const sg = new ScopeGateClient({ baseUrl: side.url, token: side.adminToken });
@@ -166,5 +166,5 @@ async function startSidecarOn(store: MemoryPolicyStore, port: number) {
   const { createSidecar } = await import('../authz-sidecar/sidecar.ts');
   const sidecar = await createSidecar({ store, adminToken: 'test-admin-token-0123456789', brokerToken: 'test-broker-token-0123456789' });
   await sidecar.listen(port, '127.0.0.1');
-  return { close: () => sidecar.close() };
+  return { url: `http://127.0.0.1:${port}`, brokerToken: sidecar.brokerToken, adminToken: sidecar.adminToken, close: () => sidecar.close() };
 }

@@ -15,7 +15,7 @@ const children: ChildProcess[] = [];
 beforeAll(async () => {
   if (spawnSync('mosquitto_pub', ['--help']).error) throw new Error('mosquitto_pub not found on PATH: install it (apt-get install -y mosquitto-clients) — .ci/run does this');
   const [sidecar, mqtt, ws, metrics] = [await freePort(), await freePort(), await freePort(), await freePort()];
-  const env = { ...process.env, SIDECAR_PORT: String(sidecar), MQTT_PORT: String(mqtt), MQTT_WS_PORT: String(ws), BROKER_METRICS_PORT: String(metrics), LOG_LEVEL: 'warn' };
+  const env: NodeJS.ProcessEnv = { ...process.env, SIDECAR_PORT: String(sidecar), MQTT_PORT: String(mqtt), MQTT_WS_PORT: String(ws), BROKER_METRICS_PORT: String(metrics), LOG_LEVEL: 'warn' };
   delete env.AUTHZ_ADMIN_TOKEN;
   delete env.REDIS_URL;
   start = spawn('npm', ['start', '--silent'], { cwd: root, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
