@@ -98,13 +98,17 @@ export function createApp(deps: AppDeps): express.Express {
     const log = (res.locals.log as typeof deps.logger | undefined) ?? deps.logger;
     let error: ScopeGateError;
     if (isScopeGateError(err)) error = err;
-    else if (isBodyParserError(err)) {
+    else if (isClientError(err)) {
+      // body-parser's errors (type set), and those of the router and zlib (status 4xx, no type): a URL path
+      // that is not valid percent-encoding, a body whose content-encoding does not decode.
       error =
         err.type === 'entity.too.large'
           ? new ScopeGateError('PAYLOAD_TOO_LARGE')
           : err.type === 'entity.parse.failed'
             ? new ScopeGateError('INVALID_JSON')
-            : new ScopeGateError('BAD_REQUEST', 'The request body could not be read.');
+            : err instanceof URIError
+              ? new ScopeGateError('BAD_REQUEST', 'The URL is not valid percent-encoding.')
+              : new ScopeGateError('BAD_REQUEST', 'The request body could not be read.');
     } else {
       log.error({ err }, 'unexpected error');
       error = new ScopeGateError('INTERNAL');
@@ -116,6 +120,9 @@ export function createApp(deps: AppDeps): express.Express {
   return app;
 }
 
-function isBodyParserError(e: unknown): e is { type: string; status: number } {
-  return typeof e === 'object' && e !== null && typeof (e as { type?: unknown }).type === 'string' && typeof (e as { status?: unknown }).status === 'number';
+/** An error the HTTP layer raised while reading the request: body-parser's (typed), or the router's or zlib's (4xx). */
+function isClientError(e: unknown): e is { type?: string; status: number } {
+  if (typeof e !== 'object' || e === null) return false;
+  const { status, type } = e as { status?: unknown; type?: unknown };
+  return typeof status === 'number' && (typeof type === 'string' || (status >= 400 && status < 500));
 }

@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import type { Server } from 'node:http';
+import { STATUS_CODES, type Server } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import pino, { type Logger } from 'pino';
+import { ScopeGateError } from '../shared/errors.ts';
 import { createApp } from './app.ts';
 import { createSidecarMetrics } from './metrics.ts';
 import { PolicyReplica } from './model/replica.ts';
@@ -70,6 +72,7 @@ export async function createSidecar(options: SidecarOptions) {
         const s = app.listen(port, host, (err?: Error) => (err ? reject(err) : resolve(s)));
       });
       server.keepAliveTimeout = 65_000;
+      server.on('clientError', answerClientError);
       return (server.address() as AddressInfo).port;
     },
     async close(): Promise<void> {
@@ -87,6 +90,24 @@ export async function createSidecar(options: SidecarOptions) {
 }
 
 export type Sidecar = Awaited<ReturnType<typeof createSidecar>>;
+
+/**
+ * Requests Node's HTTP parser refuses before Express sees them (a request line or headers over the size
+ * limit, broken HTTP) still get SPEC §3's JSON error body instead of Node's empty one.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  const pending = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (err.code === 'ECONNRESET' || !socket.writable || pending?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+  const message = status === 431 ? 'The request line or headers are too large.' : status === 408 ? 'The request took too long to arrive.' : 'The request is not valid HTTP.';
+  const body = JSON.stringify(new ScopeGateError('BAD_REQUEST', message).toBody());
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
 
 export function generateToken(prefix: string): string {
   return `${prefix}_${randomBytes(24).toString('base64url')}`;

@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { ScopeGateError } from '../../shared/errors.ts';
 import type { PolicyModel } from '../model/policy-model.ts';
-import { uniqueKey } from '../model/policy-model.ts';
+import { GLOBAL_PARTITION, uniqueKey } from '../model/policy-model.ts';
 import type { RecordKind, RecordOf, StoredRecord } from '../model/records.ts';
 
 /** Anything records can be read from: the model, or a transaction that also sees its own pending writes. */
@@ -120,6 +120,12 @@ export function assertCovers(model: RecordSource, principal: Principal, scopeId:
 export function writeGuard(principal: Principal) {
   return (tx: import('../service/tx.ts').Tx): void => {
     if (principal.kind === 'root') return;
+    // Nothing of another tenant may be read either: a key cannot link to, or probe, another tenant's records.
+    for (const partition of tx.expect) {
+      if (partition !== GLOBAL_PARTITION && partition !== principal.tenantId) {
+        throw new ScopeGateError('FORBIDDEN', 'This API key may not refer to another tenant.', [{ message: 'outside key tenant' }]);
+      }
+    }
     for (const r of tx.puts.values()) {
       const existing = tx.model.getAny(r.id);
       if (existing && JSON.stringify(existing) === JSON.stringify(r)) continue;

@@ -5,6 +5,7 @@ import { evaluate, type Decision } from '../engine/evaluate.ts';
 import { assertCovers } from '../http/auth.ts';
 import { schemas } from '../http/schemas.ts';
 import { parse } from '../http/validate.ts';
+import type { PolicyModel } from '../model/policy-model.ts';
 import type { SidecarContext } from './context.ts';
 import { principalOf } from './resource.ts';
 
@@ -24,7 +25,9 @@ export function evaluateRoutes(ctx: SidecarContext): Router {
     if (!model.get('scope', input.scopeId)) {
       throw new ScopeGateError('NOT_FOUND', `scope '${input.scopeId.slice(0, 80)}' does not exist.`, [{ path: 'body.scopeId', message: 'no such scope' }]);
     }
-    assertCovers(model, principalOf(res), input.scopeId);
+    const principal = principalOf(res);
+    assertCovers(model, principal, input.scopeId);
+    if (principal.kind === 'apiKey') assertSubjectOfTenant(model, input.actor.subjectId, principal.tenantId);
     const decision = evaluate(
       model,
       {
@@ -37,6 +40,10 @@ export function evaluateRoutes(ctx: SidecarContext): Router {
       },
       explain,
     );
+    // A key never sees another tenant's memberships, not even as skipped steps of a trace.
+    if (principal.kind === 'apiKey' && decision.trace) {
+      decision.trace = decision.trace.filter((step) => model.get('membership', step.membershipId)?.tenantId === principal.tenantId);
+    }
     return { ...decision, revision: model.seq };
   };
 
@@ -74,4 +81,19 @@ export function evaluateRoutes(ctx: SidecarContext): Router {
   });
 
   return r;
+}
+
+/**
+ * An API key may only ask about subjects of its own tenant (SPEC §3: it cannot read another tenant): an actor
+ * of the tenant, or a user whose default tenant it is or who has a membership in it. Unknown subjects are
+ * left to the engine (DENIED unknown_subject).
+ */
+function assertSubjectOfTenant(model: PolicyModel, subjectId: string, tenantId: string): void {
+  const subject = model.subject(subjectId);
+  if (!subject) return;
+  const ofTenant =
+    subject.kind === 'actor'
+      ? subject.tenantId === tenantId
+      : subject.defaultTenantId === tenantId || model.membershipsOf(subject.subjectId).some((m) => m.tenantId === tenantId);
+  if (!ofTenant) throw new ScopeGateError('FORBIDDEN', 'This API key may not ask about subjects of another tenant.', [{ path: 'body.actor.subjectId', message: 'outside key tenant' }]);
 }

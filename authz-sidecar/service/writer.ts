@@ -43,7 +43,15 @@ export class Writer {
   private async attempt<T>(ctx: WriteContext, action: string, build: (tx: Tx) => T): Promise<WriteResult<T>> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const tx = new Tx(this.replica.model, this.clock().toISOString());
-      const value = build(tx);
+      let value: T;
+      try {
+        value = build(tx);
+      } catch (e) {
+        // A refused build must not tell an API key more than a refused guard would: what it read of another
+        // tenant before failing (e.g. 409 "already linked" for two records of that tenant) is answered 403.
+        ctx.guard?.(tx);
+        throw e;
+      }
       ctx.guard?.(tx);
       if (tx.empty) return { value, revision: this.replica.seq };
       const expect: Record<string, number> = {};
