@@ -72,6 +72,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
     logger.warn('persistence: in-memory (REDIS_URL is unset) — sessions, queued and retained messages are lost when this process stops');
   }
   const aedes = await Aedes.createBroker(aedesOptions);
+  tolerateUnknownPubrec(aedes);
   aedes.on('clientDisconnect', (client) => sessions.ended(client));
   aedes.on('clientError', (client, err) => logger.debug({ clientId: client.id, err: err.message }, 'client error'));
   aedes.on('connectionError', (client, err) => logger.debug({ clientId: client?.id, err: err.message }, 'connection error'));
@@ -134,6 +135,26 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
     })());
 
   return { tcpPort, wsPort, metricsPort, aedes, context, live, close };
+}
+
+/**
+ * Aedes 1.2 sends a retained message on SUBSCRIBE without storing outgoing state for it, then answers a
+ * persistent session's PUBREC for such a QoS 2 message with `no such packet`, which closes the connection
+ * (`mosquitto_sub -c -q 2` on a topic with a retained QoS 2 message is disconnected on every SUBSCRIBE). The
+ * protocol wants a PUBREL either way: an unknown PUBREC is answered, not fatal. Only that one case is let through.
+ */
+function tolerateUnknownPubrec(aedes: Aedes): void {
+  type Persistence = { outgoingUpdate(client: unknown, packet: { cmd?: string }, ...rest: unknown[]): Promise<unknown> | undefined };
+  const persistence = (aedes as unknown as { persistence: Persistence }).persistence;
+  const outgoingUpdate = persistence.outgoingUpdate.bind(persistence);
+  persistence.outgoingUpdate = (client, packet, ...rest) => {
+    const result = outgoingUpdate(client, packet, ...rest);
+    if (rest.length > 0 || packet.cmd !== 'pubrel' || !result) return result;
+    return result.catch((err: unknown) => {
+      if ((err as Error | undefined)?.message === 'no such packet') return undefined;
+      throw err;
+    });
+  };
 }
 
 function listen(server: NetServer | HttpServer, port: number, host: string): Promise<number> {

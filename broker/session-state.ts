@@ -10,7 +10,7 @@ export interface SessionState {
   readonly grant: SessionGrant;
   readonly view: TopicView;
   readonly apps: ReadonlyMap<string, AppGrant>;
-  /** Client topic → internal topic, or a refusal; bounded (oldest entry evicted first). */
+  /** Client topic → internal topic, or a refusal; bounded (cleared when full). */
   readonly publishDecisions: Map<string, string | Refusal>;
   readonly cacheSize: number;
 }
@@ -36,7 +36,10 @@ export function decidePublish(state: SessionState, clientTopic: string): string 
   if (cached !== undefined) return cached;
   const decision = decideTopic(state, clientTopic, 'name');
   const cache = state.publishDecisions;
-  if (cache.size >= state.cacheSize) cache.delete(cache.keys().next().value as string);
+  // Full: start over rather than evict one entry per miss. A session that keeps publishing new topics
+  // (devices/<uuid>/telemetry) then pays one clear per `cacheSize` misses instead of an eviction each time;
+  // a session with a steady set of topics refills the cache at once.
+  if (cache.size >= state.cacheSize) cache.clear();
   cache.set(clientTopic, decision);
   return decision;
 }
@@ -53,7 +56,14 @@ function decideTopic(state: SessionState, topic: string, kind: 'name' | 'filter'
   if (!app) return { refused: 'app_not_granted' };
   const filters = kind === 'name' ? app.publish : app.subscribe;
   if (app.mode === 'rbac' && !anyFilterAllows(filters, topic, kind)) return { refused: 'not_permitted' };
-  return toInternal(state.view, topic);
+  const internal = toInternal(state.view, topic);
+  // A topic name reaches project-level sessions as `<app>/<namespace>/<rest>`, its longest view: the length and
+  // depth limits must hold there too, or a scoped client could make others receive topics no client may write.
+  if (kind === 'name' && state.view.namespace !== '') {
+    const widest = checkClientTopic(toClient({ mount: state.view.mount, namespace: '' }, internal), 'name');
+    if (!widest.ok) return { refused: widest.reason };
+  }
+  return internal;
 }
 
 /**

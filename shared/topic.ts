@@ -42,37 +42,53 @@ export type TopicRefusal =
 
 export type TopicCheck = { ok: true; app: string } | { ok: false; reason: TopicRefusal };
 
-// C0 controls (NUL included), DEL, C1 controls, lone surrogates and the non-characters U+FFFE/U+FFFF.
-// eslint-disable-next-line no-control-regex
-const FORBIDDEN_CHARS = /[\u0000-\u001f\u007f-\u009f\ufffe\uffff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-
 /**
  * Is `topic` something a client may write? `kind` says whether it is a topic name (PUBLISH, will) or a
  * subscription filter (SUBSCRIBE, UNSUBSCRIBE). On success returns the app slug (the first level).
+ *
+ * One pass over the characters, no regular expression and no split: this runs on every publish to a topic
+ * a session has not used recently. Refused: C0 controls (NUL included), DEL, C1 controls, lone surrogates,
+ * U+FFFE/U+FFFF, empty levels, `.` and `..` levels, misplaced wildcards, a wildcard app level, and topics
+ * over the length and depth limits.
  */
 export function checkClientTopic(topic: unknown, kind: 'name' | 'filter'): TopicCheck {
   if (typeof topic !== 'string' || topic.length === 0) return { ok: false, reason: 'empty' };
+  const n = topic.length;
   // UTF-8 length is at most 3 bytes per UTF-16 unit; only measure exactly when it could matter.
-  if (topic.length * 3 > TOPIC_LIMITS.maxBytes && Buffer.byteLength(topic, 'utf8') > TOPIC_LIMITS.maxBytes) {
-    return { ok: false, reason: 'too_long' };
-  }
+  if (n * 3 > TOPIC_LIMITS.maxBytes && Buffer.byteLength(topic, 'utf8') > TOPIC_LIMITS.maxBytes) return { ok: false, reason: 'too_long' };
   if (topic.charCodeAt(0) === 36 /* $ */) return { ok: false, reason: 'system_topic' };
-  if (FORBIDDEN_CHARS.test(topic)) return { ok: false, reason: 'bad_character' };
-  const levels = topic.split('/');
-  if (levels.length > TOPIC_LIMITS.maxLevels) return { ok: false, reason: 'too_deep' };
-  for (let i = 0; i < levels.length; i++) {
-    const level = levels[i]!;
-    if (level.length === 0) return { ok: false, reason: 'empty_level' };
-    if (level === '..' || level === '.') return { ok: false, reason: 'dot_level' };
-    const hasWildcard = level.includes('+') || level.includes('#');
-    if (!hasWildcard) continue;
-    if (kind === 'name') return { ok: false, reason: 'wildcard_in_name' };
-    if (level.length > 1) return { ok: false, reason: 'bad_wildcard' };
-    if (level === '#' && i !== levels.length - 1) return { ok: false, reason: 'bad_wildcard' };
-    // The first level names the app: a wildcard there would reach every app of the project.
-    if (i === 0) return { ok: false, reason: 'wildcard_app' };
+  let levels = 1;
+  let levelStart = 0;
+  let appEnd = -1;
+  for (let i = 0; i <= n; i++) {
+    const c = i < n ? topic.charCodeAt(i) : 47; /* the end closes the last level like a '/' */
+    if (c === 47 /* / */) {
+      const len = i - levelStart;
+      if (len === 0) return { ok: false, reason: 'empty_level' };
+      if (topic.charCodeAt(levelStart) === 46 /* . */ && (len === 1 || (len === 2 && topic.charCodeAt(levelStart + 1) === 46))) {
+        return { ok: false, reason: 'dot_level' };
+      }
+      if (appEnd < 0) appEnd = i;
+      if (i < n && ++levels > TOPIC_LIMITS.maxLevels) return { ok: false, reason: 'too_deep' };
+      levelStart = i + 1;
+      continue;
+    }
+    if (c === 43 /* + */ || c === 35 /* # */) {
+      if (kind === 'name') return { ok: false, reason: 'wildcard_in_name' };
+      const alone = i === levelStart && (i + 1 === n || topic.charCodeAt(i + 1) === 47);
+      if (!alone || (c === 35 && i + 1 !== n)) return { ok: false, reason: 'bad_wildcard' };
+      if (levelStart === 0) return { ok: false, reason: 'wildcard_app' };
+      continue;
+    }
+    if (c < 0x20 || (c >= 0x7f && c <= 0x9f) || c === 0xfffe || c === 0xffff) return { ok: false, reason: 'bad_character' };
+    if (c >= 0xd800 && c <= 0xdfff) {
+      // A high surrogate must be followed by a low one; a low one must follow a high one (checked here).
+      const next = i + 1 < n ? topic.charCodeAt(i + 1) : 0;
+      if (c > 0xdbff || next < 0xdc00 || next > 0xdfff) return { ok: false, reason: 'bad_character' };
+      i++;
+    }
   }
-  return { ok: true, app: levels[0]! };
+  return { ok: true, app: topic.slice(0, appEnd) };
 }
 
 /**
@@ -116,7 +132,9 @@ export function mqttMatch(filter: string, topic: string): boolean {
   const t = topic.split('/');
   for (let i = 0; i < f.length; i++) {
     const level = f[i]!;
-    if (level === '#') return true;
+    // `#` is a wildcard only as the last level; a filter with `#` elsewhere is malformed and matches nothing
+    // (fail closed: a permission pattern `app/#/x` must not grant all of `app/#`).
+    if (level === '#') return i === f.length - 1;
     if (i >= t.length) return false;
     if (level !== '+' && level !== t[i]) return false;
   }
@@ -133,7 +151,7 @@ export function filterCovers(outer: string, inner: string): boolean {
   const n = inner.split('/');
   for (let i = 0; i < o.length; i++) {
     const level = o[i]!;
-    if (level === '#') return true;
+    if (level === '#') return i === o.length - 1; // malformed `#` (not last) covers nothing, as in mqttMatch
     if (i >= n.length) return false;
     const other = n[i]!;
     if (other === '#') return false;

@@ -106,3 +106,30 @@ describe('mqttMatch and filterCovers', () => {
     expect(filterCovers(outer, inner)).toBe(expected);
   });
 });
+
+describe('checkClientTopic against a plain reference implementation (property)', () => {
+  // The rules written the obvious way (regex + split): the one-pass version must agree on every input.
+  // eslint-disable-next-line no-control-regex
+  const FORBIDDEN = /[\u0000-\u001f\u007f-\u009f\ufffe\uffff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+  function reference(topic: string, kind: 'name' | 'filter'): boolean {
+    if (topic.length === 0 || Buffer.byteLength(topic) > TOPIC_LIMITS.maxBytes || topic.startsWith('$') || FORBIDDEN.test(topic)) return false;
+    const levels = topic.split('/');
+    if (levels.length > TOPIC_LIMITS.maxLevels) return false;
+    return levels.every((level, i) => {
+      if (level === '' || level === '.' || level === '..') return false;
+      if (!/[+#]/.test(level)) return true;
+      if (kind === 'name' || level.length > 1 || i === 0) return false;
+      return level === '+' || i === levels.length - 1;
+    });
+  }
+  it('agrees on random topics and filters', () => {
+    const alphabet = fc.constantFrom('a', 'b', '/', '+', '#', '.', '$', '\u0000', '\u0085', '\ud800', '\udc00', 'é', ' ');
+    const topic = fc.oneof(fc.string({ unit: alphabet, maxLength: 24 }), fc.string({ unit: 'grapheme', maxLength: 24 }), fc.string({ maxLength: 40 }));
+    fc.assert(
+      fc.property(topic, fc.constantFrom('name' as const, 'filter' as const), (t, kind) => {
+        expect(checkClientTopic(t, kind).ok).toBe(reference(t, kind));
+      }),
+      { numRuns: 20_000 },
+    );
+  });
+});

@@ -15,6 +15,7 @@ import { decideForward, decideRequeued } from '../session-state.ts';
  * internal topics always start with `$`, client topics never do, which tells the two apart.
  */
 export function authorizeForward(ctx: BrokerContext): AuthorizeForwardHandler {
+  const hot = ctx.metrics.hot;
   return (client, packet) => {
     const state = stateOf(client);
     if (!state) return null;
@@ -22,7 +23,7 @@ export function authorizeForward(ctx: BrokerContext): AuthorizeForwardHandler {
     if (internal.charCodeAt(0) !== 36 /* $ */) return decideRequeued(state, internal) ? packet : null;
     const topic = decideForward(state, internal);
     if (topic === null) return null;
-    ctx.metrics.messagesOut.inc();
+    hot.messagesOut++;
     packet.topic = topic;
     // Aedes downgrades QoS by looking the subscription up under the delivered topic; that lookup now uses
     // the client's view, so do the downgrade here with the internal topic.

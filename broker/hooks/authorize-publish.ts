@@ -18,6 +18,7 @@ export const DROPPED_TOPIC = '$scopegate/dropped';
  */
 export function authorizePublish(ctx: BrokerContext): AuthorizePublishHandler {
   const drop = ctx.config.denyAction === 'drop';
+  const hot = ctx.metrics.hot;
   return (client, packet, callback) => {
     if (client === null) return callback(packet.topic.startsWith(INTERNAL_PREFIX) ? null : new Error('will outside any namespace'));
     const state = stateOf(client);
@@ -29,16 +30,15 @@ export function authorizePublish(ctx: BrokerContext): AuthorizePublishHandler {
     }
 
     let decision = state.publishDecisions.get(packet.topic);
-    if (decision !== undefined) ctx.metrics.cacheHit.inc();
+    if (decision !== undefined) hot.cacheHit++;
     else {
-      ctx.metrics.cacheMiss.inc();
+      hot.cacheMiss++;
       decision = decidePublish(state, packet.topic);
     }
 
     if (!isRefusal(decision)) {
       packet.topic = decision;
-      ctx.metrics.messagesIn.inc();
-      ctx.metrics.publishAllowed.inc();
+      hot.messagesIn++;
       return callback(null);
     }
     ctx.metrics.decisions.labels('publish', 'denied', decision.refused).inc();
