@@ -1,5 +1,5 @@
 import type { AppGrant, SessionGrant } from '../shared/broker-wire.ts';
-import { anyFilterAllows, checkClientTopic, toClient, toInternal, type TopicRefusal, type TopicView } from '../shared/topic.ts';
+import { anyFilterAllows, checkClientTopic, reserveFor, toClient, toInternal, type TopicRefusal, type TopicReserve, type TopicView } from '../shared/topic.ts';
 
 /**
  * Everything the broker knows about one connected session, and the pure decisions made from it. Built once
@@ -13,6 +13,8 @@ export interface SessionState {
   /** Client topic → internal topic, or a refusal; bounded (cleared when full). */
   readonly publishDecisions: Map<string, string | Refusal>;
   readonly cacheSize: number;
+  /** Room a topic name must leave below the limits so it also fits the project-level view. */
+  readonly reserve: TopicReserve;
 }
 
 export type Refusal = { refused: TopicRefusal | 'app_not_granted' | 'not_permitted' };
@@ -27,6 +29,7 @@ export function sessionStateFor(grant: SessionGrant, cacheSize: number): Session
     apps: new Map(grant.apps.map((a) => [a.slug, a])),
     publishDecisions: new Map(),
     cacheSize,
+    reserve: reserveFor({ mount: grant.mount, namespace: grant.namespace }),
   };
 }
 
@@ -50,20 +53,14 @@ export function decideSubscribe(state: SessionState, clientFilter: string): stri
 }
 
 function decideTopic(state: SessionState, topic: string, kind: 'name' | 'filter'): string | Refusal {
-  const check = checkClientTopic(topic, kind);
+  // Topic names get the reserve of the widest view (see reserveFor); filters are the subscriber's own.
+  const check = checkClientTopic(topic, kind, kind === 'name' ? state.reserve : undefined);
   if (!check.ok) return { refused: check.reason };
   const app = state.apps.get(check.app);
   if (!app) return { refused: 'app_not_granted' };
   const filters = kind === 'name' ? app.publish : app.subscribe;
   if (app.mode === 'rbac' && !anyFilterAllows(filters, topic, kind)) return { refused: 'not_permitted' };
-  const internal = toInternal(state.view, topic);
-  // A topic name reaches project-level sessions as `<app>/<namespace>/<rest>`, its longest view: the length and
-  // depth limits must hold there too, or a scoped client could make others receive topics no client may write.
-  if (kind === 'name' && state.view.namespace !== '') {
-    const widest = checkClientTopic(toClient({ mount: state.view.mount, namespace: '' }, internal), 'name');
-    if (!widest.ok) return { refused: widest.reason };
-  }
-  return internal;
+  return toInternal(state.view, topic);
 }
 
 /**

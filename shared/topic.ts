@@ -43,6 +43,22 @@ export type TopicRefusal =
 export type TopicCheck = { ok: true; app: string } | { ok: false; reason: TopicRefusal };
 
 /**
+ * Room to keep free below the limits. A scoped client's topic reaches project-level sessions with the
+ * namespace added (`<app>/<namespace>/<rest>`), so it must fit the limits in that widest view too.
+ */
+export interface TopicReserve {
+  bytes: number;
+  levels: number;
+}
+const NO_RESERVE: TopicReserve = Object.freeze({ bytes: 0, levels: 0 });
+
+/** The reserve a scoped view needs for its topics to fit the limits in the project-level view. */
+export function reserveFor(view: TopicView): TopicReserve {
+  if (view.namespace === '') return NO_RESERVE;
+  return { bytes: Buffer.byteLength(view.namespace, 'utf8') + 1, levels: view.namespace.split('/').length };
+}
+
+/**
  * Is `topic` something a client may write? `kind` says whether it is a topic name (PUBLISH, will) or a
  * subscription filter (SUBSCRIBE, UNSUBSCRIBE). On success returns the app slug (the first level).
  *
@@ -51,11 +67,13 @@ export type TopicCheck = { ok: true; app: string } | { ok: false; reason: TopicR
  * U+FFFE/U+FFFF, empty levels, `.` and `..` levels, misplaced wildcards, a wildcard app level, and topics
  * over the length and depth limits.
  */
-export function checkClientTopic(topic: unknown, kind: 'name' | 'filter'): TopicCheck {
+export function checkClientTopic(topic: unknown, kind: 'name' | 'filter', reserve: TopicReserve = NO_RESERVE): TopicCheck {
   if (typeof topic !== 'string' || topic.length === 0) return { ok: false, reason: 'empty' };
   const n = topic.length;
+  const maxBytes = TOPIC_LIMITS.maxBytes - reserve.bytes;
+  const maxLevels = TOPIC_LIMITS.maxLevels - reserve.levels;
   // UTF-8 length is at most 3 bytes per UTF-16 unit; only measure exactly when it could matter.
-  if (n * 3 > TOPIC_LIMITS.maxBytes && Buffer.byteLength(topic, 'utf8') > TOPIC_LIMITS.maxBytes) return { ok: false, reason: 'too_long' };
+  if (n * 3 > maxBytes && Buffer.byteLength(topic, 'utf8') > maxBytes) return { ok: false, reason: 'too_long' };
   if (topic.charCodeAt(0) === 36 /* $ */) return { ok: false, reason: 'system_topic' };
   let levels = 1;
   let levelStart = 0;
@@ -69,7 +87,7 @@ export function checkClientTopic(topic: unknown, kind: 'name' | 'filter'): Topic
         return { ok: false, reason: 'dot_level' };
       }
       if (appEnd < 0) appEnd = i;
-      if (i < n && ++levels > TOPIC_LIMITS.maxLevels) return { ok: false, reason: 'too_deep' };
+      if (i < n && ++levels > maxLevels) return { ok: false, reason: 'too_deep' };
       levelStart = i + 1;
       continue;
     }

@@ -23,7 +23,12 @@ export class PolicyModel {
   private readonly records = new Map<string, StoredRecord>();
   private readonly byKind = new Map<RecordKind, Map<string, StoredRecord>>();
   /** target id (or subjectId) → ids of records that refer to it. */
-  private readonly referrers = new Map<string, Set<string>>();
+  /**
+   * target id → referring kind → referring ids. Split by kind because a role may be referred to by 100,000
+   * role assignments while evaluate only asks for its handful of role-permission links: a lookup by kind
+   * must not scan the others.
+   */
+  private readonly referrers = new Map<string, Map<RecordKind, Set<string>>>();
   /** subjectId → user or actor record id. */
   private readonly subjects = new Map<string, string>();
   /** scopeId → overrides defined at that scope, keyed for the engine's lookups. */
@@ -89,12 +94,16 @@ export class PolicyModel {
 
   /** Records of `kind` that refer to `targetId` (in any reference field, or via subjectId). */
   referrersOf<K extends RecordKind>(targetId: string, kind?: K): RecordOf<K>[] {
-    const ids = this.referrers.get(targetId);
-    if (!ids) return [];
+    const byKind = this.referrers.get(targetId);
+    if (!byKind) return [];
     const out: RecordOf<K>[] = [];
-    for (const id of ids) {
-      const r = this.records.get(id);
-      if (r && (kind === undefined || r.kind === kind)) out.push(r as RecordOf<K>);
+    const sets = kind === undefined ? [...byKind.values()] : [byKind.get(kind)];
+    for (const ids of sets) {
+      if (!ids) continue;
+      for (const id of ids) {
+        const r = this.records.get(id);
+        if (r) out.push(r as RecordOf<K>);
+      }
     }
     return out;
   }
@@ -145,8 +154,10 @@ export class PolicyModel {
     if (!kindMap) this.byKind.set(r.kind, (kindMap = new Map()));
     kindMap.set(r.id, r);
     for (const { target } of referencesOf(r)) {
-      let set = this.referrers.get(target);
-      if (!set) this.referrers.set(target, (set = new Set()));
+      let byKind = this.referrers.get(target);
+      if (!byKind) this.referrers.set(target, (byKind = new Map()));
+      let set = byKind.get(r.kind);
+      if (!set) byKind.set(r.kind, (set = new Set()));
       set.add(r.id);
     }
     if (r.kind === 'user' || r.kind === 'actor') this.subjects.set(r.subjectId, r.id);
@@ -165,9 +176,11 @@ export class PolicyModel {
     this.records.delete(id);
     this.byKind.get(r.kind)?.delete(id);
     for (const { target } of referencesOf(r)) {
-      const set = this.referrers.get(target);
+      const byKind = this.referrers.get(target);
+      const set = byKind?.get(r.kind);
       set?.delete(id);
-      if (set && set.size === 0) this.referrers.delete(target);
+      if (set && set.size === 0) byKind!.delete(r.kind);
+      if (byKind && byKind.size === 0) this.referrers.delete(target);
     }
     if (r.kind === 'user' || r.kind === 'actor') this.subjects.delete(r.subjectId);
     if (r.kind === 'permissionOverride') this.permissionOverrides.get(r.childScopeId)?.delete(r.permissionId);
