@@ -104,13 +104,19 @@ export interface Candidate {
 
 interface PathIndex {
   path: ScopeRecord[];
+  ids: readonly string[];
   depth: Map<string, number>;
 }
 
 function indexPath(path: ScopeRecord[]): PathIndex {
   const depth = new Map<string, number>();
   path.forEach((s, i) => depth.set(s.id, i));
-  return { path, depth };
+  return { path, ids: path.map((s) => s.id), depth };
+}
+
+/** The target's path, indexed; depends on the scope tree only, so the model keeps it until the tree changes. */
+function pathIndexOf(model: PolicyModel, scopeId: string): PathIndex {
+  return model.memoTree(`path\u0000${scopeId}`, () => indexPath(resolvePath(model, scopeId)));
 }
 
 /**
@@ -187,9 +193,8 @@ export function decidingOverride(model: PolicyModel, at: PathIndex, c: Candidate
 }
 
 export function evaluate(model: PolicyModel, req: EvaluateRequest, explain = false): Decision {
-  const pathRecords = resolvePath(model, req.scopeId);
-  const at = indexPath(pathRecords);
-  const path = pathRecords.map((s) => s.id);
+  const at = pathIndexOf(model, req.scopeId);
+  const path = [...at.ids];
   const trace: TraceStep[] | undefined = explain ? [] : undefined;
 
   const subject = model.subject(req.subjectId);
@@ -263,7 +268,7 @@ export function evaluate(model: PolicyModel, req: EvaluateRequest, explain = fal
 export function allowedTopicPatterns(model: PolicyModel, subjectId: string, scopeId: string, action: string): string[] {
   const subject = model.subject(subjectId);
   if (!subject || (subject.kind === 'actor' && subject.disabled)) return [];
-  const at = indexPath(resolvePath(model, scopeId));
+  const at = pathIndexOf(model, scopeId);
   const out = new Set<string>();
   for (const c of candidateGrants(model, subjectId, at)) {
     if (!wildcardFits(c.permission.action, action) || !wildcardFits(c.permission.resourceType, 'topic')) continue;

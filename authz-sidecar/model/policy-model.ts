@@ -22,15 +22,16 @@ export class PolicyModel {
   private readonly partitionSeqs = new Map<string, number>();
   private readonly records = new Map<string, StoredRecord>();
   private readonly byKind = new Map<RecordKind, Map<string, StoredRecord>>();
-  /** target id (or subjectId) → ids of records that refer to it. */
   /**
-   * target id → referring kind → referring ids. Split by kind because a role may be referred to by 100,000
-   * role assignments while evaluate only asks for its handful of role-permission links: a lookup by kind
-   * must not scan the others.
+   * target id (or subjectId) → referring kind → the referring records. Split by kind because a role may be
+   * referred to by 100,000 role assignments while evaluate only asks for its handful of role-permission
+   * links; records held directly because every lookup in a map of a million entries is a likely cache miss.
    */
-  private readonly referrers = new Map<string, Map<RecordKind, Set<string>>>();
-  /** subjectId → user or actor record id. */
-  private readonly subjects = new Map<string, string>();
+  private readonly referrers = new Map<string, Map<RecordKind, Map<string, StoredRecord>>>();
+  /** subjectId → user or actor record. */
+  private readonly subjects = new Map<string, RecordOf<'user'> | RecordOf<'actor'>>();
+  /** Derived values of the scope tree (e.g. evaluate's resolved paths), dropped when a scope or type changes. */
+  private readonly treeMemo = new Map<string, unknown>();
   /** scopeId → overrides defined at that scope, keyed for the engine's lookups. */
   private readonly permissionOverrides = new Map<string, Map<string, PermissionOverrideRecord>>();
   private readonly rolePermissionOverrides = new Map<string, Map<string, RolePermissionOverrideRecord>>();
@@ -52,6 +53,7 @@ export class PolicyModel {
     this.rolePermissionOverrides.clear();
     this.uniqueKeys.clear();
     this.partitionSeqs.clear();
+    this.treeMemo.clear();
     for (const r of snapshot.records) this.insert(r);
     for (const [p, s] of Object.entries(snapshot.partitions)) this.partitionSeqs.set(p, s);
     this.seq = snapshot.seq;
@@ -96,23 +98,27 @@ export class PolicyModel {
   referrersOf<K extends RecordKind>(targetId: string, kind?: K): RecordOf<K>[] {
     const byKind = this.referrers.get(targetId);
     if (!byKind) return [];
-    const out: RecordOf<K>[] = [];
-    const sets = kind === undefined ? [...byKind.values()] : [byKind.get(kind)];
-    for (const ids of sets) {
-      if (!ids) continue;
-      for (const id of ids) {
-        const r = this.records.get(id);
-        if (r) out.push(r as RecordOf<K>);
-      }
+    if (kind !== undefined) {
+      const records = byKind.get(kind);
+      return records ? ([...records.values()] as RecordOf<K>[]) : [];
     }
+    const out: RecordOf<K>[] = [];
+    for (const records of byKind.values()) for (const r of records.values()) out.push(r as RecordOf<K>);
     return out;
   }
 
-  /** The user or actor behind a subjectId. */
   subject(subjectId: string): RecordOf<'user'> | RecordOf<'actor'> | undefined {
-    const id = this.subjects.get(subjectId);
-    const r = id === undefined ? undefined : this.records.get(id);
-    return r && (r.kind === 'user' || r.kind === 'actor') ? r : undefined;
+    return this.subjects.get(subjectId);
+  }
+
+  /** A value derived from the scope tree only, computed once until a scope or scope type changes. */
+  memoTree<T>(key: string, compute: () => T): T {
+    let value = this.treeMemo.get(key) as T | undefined;
+    if (value === undefined) {
+      value = compute();
+      this.treeMemo.set(key, value);
+    }
+    return value;
   }
 
   membershipsOf(subjectId: string): MembershipRecord[] {
@@ -156,11 +162,12 @@ export class PolicyModel {
     for (const { target } of referencesOf(r)) {
       let byKind = this.referrers.get(target);
       if (!byKind) this.referrers.set(target, (byKind = new Map()));
-      let set = byKind.get(r.kind);
-      if (!set) byKind.set(r.kind, (set = new Set()));
-      set.add(r.id);
+      let records = byKind.get(r.kind);
+      if (!records) byKind.set(r.kind, (records = new Map()));
+      records.set(r.id, r);
     }
-    if (r.kind === 'user' || r.kind === 'actor') this.subjects.set(r.subjectId, r.id);
+    if (r.kind === 'user' || r.kind === 'actor') this.subjects.set(r.subjectId, r);
+    if (r.kind === 'scope' || r.kind === 'scopeType') this.treeMemo.clear();
     if (r.kind === 'permissionOverride') {
       mapOf(this.permissionOverrides, r.childScopeId).set(r.permissionId, r);
     }
@@ -177,12 +184,13 @@ export class PolicyModel {
     this.byKind.get(r.kind)?.delete(id);
     for (const { target } of referencesOf(r)) {
       const byKind = this.referrers.get(target);
-      const set = byKind?.get(r.kind);
-      set?.delete(id);
-      if (set && set.size === 0) byKind!.delete(r.kind);
+      const records = byKind?.get(r.kind);
+      records?.delete(id);
+      if (records && records.size === 0) byKind!.delete(r.kind);
       if (byKind && byKind.size === 0) this.referrers.delete(target);
     }
     if (r.kind === 'user' || r.kind === 'actor') this.subjects.delete(r.subjectId);
+    if (r.kind === 'scope' || r.kind === 'scopeType') this.treeMemo.clear();
     if (r.kind === 'permissionOverride') this.permissionOverrides.get(r.childScopeId)?.delete(r.permissionId);
     if (r.kind === 'rolePermissionOverride') {
       this.rolePermissionOverrides.get(r.childScopeId)?.delete(`${r.roleId}\u0000${r.permissionId}`);
