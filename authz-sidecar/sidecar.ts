@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { STATUS_CODES, type Server } from 'node:http';
+import { STATUS_CODES, createServer, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import pino, { type Logger } from 'pino';
 import { ScopeGateError } from '../shared/errors.ts';
 import { createApp } from './app.ts';
+import { fastEvaluate } from './http/fast-evaluate.ts';
 import { createSidecarMetrics } from './metrics.ts';
 import { PolicyReplica } from './model/replica.ts';
 import { RouteRegistry } from './routes/registry.ts';
@@ -68,8 +69,17 @@ export async function createSidecar(options: SidecarOptions) {
     app,
     /** Listens on `port` (0 = ephemeral) and resolves with the port chosen. */
     async listen(port: number, host = '127.0.0.1'): Promise<number> {
-      server = await new Promise<Server>((resolve, reject) => {
-        const s = app.listen(port, host, (err?: Error) => (err ? reject(err) : resolve(s)));
+      const fast = fastEvaluate(ctx);
+      server = createServer((req, res) => {
+        if (!fast(req, res)) app(req, res);
+      });
+      const s = server;
+      await new Promise<void>((resolve, reject) => {
+        s.once('error', reject);
+        s.listen(port, host, () => {
+          s.off('error', reject);
+          resolve();
+        });
       });
       server.keepAliveTimeout = 65_000;
       server.on('clientError', answerClientError);

@@ -22,11 +22,20 @@ export function sha256(value: string): string {
 }
 
 /** Constant-time comparison of two secrets of any length (compares their hashes). */
+/**
+ * Constant-time comparison of a presented secret `a` with the expected `b`: both hashed to equal length
+ * first. The expected values are few and fixed (admin and broker tokens), so their digests are kept.
+ */
 export function safeEqual(a: string, b: string): boolean {
   const ha = createHash('sha256').update(a).digest();
-  const hb = createHash('sha256').update(b).digest();
+  let hb = expectedDigests.get(b);
+  if (!hb) {
+    hb = createHash('sha256').update(b).digest();
+    if (expectedDigests.size < 16) expectedDigests.set(b, hb);
+  }
   return timingSafeEqual(ha, hb);
 }
+const expectedDigests = new Map<string, Buffer>();
 
 export function bearerOf(header: string | undefined): string | undefined {
   if (!header) return undefined;

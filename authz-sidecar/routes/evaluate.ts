@@ -2,14 +2,14 @@ import { Router } from 'express';
 import { z } from 'zod';
 import { ScopeGateError } from '../../shared/errors.ts';
 import { evaluate, type Decision } from '../engine/evaluate.ts';
-import { assertCovers } from '../http/auth.ts';
+import { assertCovers, type Principal } from '../http/auth.ts';
 import { schemas } from '../http/schemas.ts';
 import { parse } from '../http/validate.ts';
 import type { PolicyModel } from '../model/policy-model.ts';
 import type { SidecarContext } from './context.ts';
 import { principalOf } from './resource.ts';
 
-type EvaluateInput = z.infer<typeof schemas.evaluate>;
+export type EvaluateInput = z.infer<typeof schemas.evaluate>;
 
 const batchBody = z.strictObject({ requests: z.array(schemas.evaluate).min(1).max(1000) });
 
@@ -19,42 +19,8 @@ const FRESHNESS_WAIT_MS = 2_000;
 /** POST /v1/evaluate and /v1/evaluate/batch: decisions from the in-memory model, no store round trip. */
 export function evaluateRoutes(ctx: SidecarContext): Router {
   const r = Router();
-
-  const decide = (input: EvaluateInput, explain: boolean, res: import('express').Response): Decision & { revision: number } => {
-    const model = ctx.replica.model;
-    if (!model.get('scope', input.scopeId)) {
-      throw new ScopeGateError('NOT_FOUND', `scope '${input.scopeId.slice(0, 80)}' does not exist.`, [{ path: 'body.scopeId', message: 'no such scope' }]);
-    }
-    const principal = principalOf(res);
-    assertCovers(model, principal, input.scopeId);
-    if (principal.kind === 'apiKey') assertSubjectOfTenant(model, input.actor.subjectId, principal.tenantId);
-    const decision = evaluate(
-      model,
-      {
-        subjectId: input.actor.subjectId,
-        subjectType: input.actor.subjectType,
-        scopeId: input.scopeId,
-        action: input.action,
-        resourceType: input.resource.resourceType,
-        resourceId: input.resource.resourceId,
-      },
-      explain,
-    );
-    // A key never sees another tenant's memberships, not even as skipped steps of a trace.
-    if (principal.kind === 'apiKey' && decision.trace) {
-      decision.trace = decision.trace.filter((step) => model.get('membership', step.membershipId)?.tenantId === principal.tenantId);
-    }
-    return { ...decision, revision: model.seq };
-  };
-
-  const awaitFresh = async (revision: number | undefined) => {
-    if (revision === undefined || ctx.replica.seq >= revision) return;
-    if (!(await ctx.replica.waitFor(revision, FRESHNESS_WAIT_MS))) {
-      throw new ScopeGateError('NOT_FRESH_ENOUGH', `This replica is at revision ${ctx.replica.seq}, not yet ${revision}.`, [
-        { message: 'replica behind', revision: ctx.replica.seq, requested: revision },
-      ]);
-    }
-  };
+  const decide = (input: EvaluateInput, explain: boolean, res: import('express').Response) => decideOne(ctx, input, explain, principalOf(res));
+  const awaitFresh = (revision: number | undefined) => awaitFreshness(ctx, revision);
 
   ctx.routes.add({ method: 'post', path: '/evaluate', tag: 'evaluate', summary: 'Decide one request (?explain=true for the trace)', body: schemas.evaluate, query: schemas.explainQuery });
   r.post('/evaluate', async (req, res) => {
@@ -81,6 +47,44 @@ export function evaluateRoutes(ctx: SidecarContext): Router {
   });
 
   return r;
+}
+
+
+/** One decision as the API answers it: scope must exist, the principal must cover it, then the engine. */
+export function decideOne(ctx: SidecarContext, input: EvaluateInput, explain: boolean, principal: Principal): Decision & { revision: number } {
+  const model = ctx.replica.model;
+  if (!model.get('scope', input.scopeId)) {
+    throw new ScopeGateError('NOT_FOUND', `scope '${input.scopeId.slice(0, 80)}' does not exist.`, [{ path: 'body.scopeId', message: 'no such scope' }]);
+  }
+  assertCovers(model, principal, input.scopeId);
+  if (principal.kind === 'apiKey') assertSubjectOfTenant(model, input.actor.subjectId, principal.tenantId);
+  const decision = evaluate(
+    model,
+    {
+      subjectId: input.actor.subjectId,
+      subjectType: input.actor.subjectType,
+      scopeId: input.scopeId,
+      action: input.action,
+      resourceType: input.resource.resourceType,
+      resourceId: input.resource.resourceId,
+    },
+    explain,
+  );
+  // A key never sees another tenant's memberships, not even as skipped steps of a trace.
+  if (principal.kind === 'apiKey' && decision.trace) {
+    decision.trace = decision.trace.filter((step) => model.get('membership', step.membershipId)?.tenantId === principal.tenantId);
+  }
+  return { ...decision, revision: model.seq };
+}
+
+/** Waits (bounded) until this replica has reached `revision`; NOT_FRESH_ENOUGH otherwise. */
+export async function awaitFreshness(ctx: SidecarContext, revision: number | undefined): Promise<void> {
+  if (revision === undefined || ctx.replica.seq >= revision) return;
+  if (!(await ctx.replica.waitFor(revision, FRESHNESS_WAIT_MS))) {
+    throw new ScopeGateError('NOT_FRESH_ENOUGH', `This replica is at revision ${ctx.replica.seq}, not yet ${revision}.`, [
+      { message: 'replica behind', revision: ctx.replica.seq, requested: revision },
+    ]);
+  }
 }
 
 /**

@@ -1,0 +1,57 @@
+/**
+ * `POST /v1/evaluate` is served by a handler in front of Express (authz-sidecar/http/fast-evaluate.ts);
+ * anything with a query string still goes through the Express route. Both must answer alike.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startSidecar, type TestSidecar } from './helpers/sidecar.ts';
+
+let s: TestSidecar;
+let body: Record<string, unknown>;
+beforeAll(async () => {
+  s = await startSidecar();
+  const tenant = await s.ok('POST', '/v1/tenants', { name: 'Fast', slug: 'fast', kind: 'standard' });
+  const role = await s.ok('POST', '/v1/roles', { scopeId: tenant.scopeId, name: 'reader' });
+  const perm = await s.ok('POST', '/v1/permissions', { scopeId: tenant.scopeId, action: 'read', resourceType: 'doc' });
+  await s.ok('POST', '/v1/role-permissions', { roleId: role.id, permissionId: perm.id });
+  const user = await s.ok('POST', '/v1/users', { kindeId: 'kp_fast', email: 'fast@example.com', defaultTenantId: tenant.id });
+  const m = await s.ok('POST', '/v1/memberships', { subjectId: user.subjectId, scopeId: tenant.scopeId });
+  await s.ok('POST', '/v1/role-assignments', { roleId: role.id, membershipId: m.id });
+  body = { actor: { subjectId: user.subjectId, subjectType: 'user' }, scopeId: tenant.scopeId, action: 'read', resource: { resourceType: 'doc' } };
+});
+afterAll(() => s?.close());
+
+const both = async (body: unknown, token?: string) => [await s.api('POST', '/v1/evaluate', body, token), await s.api('POST', '/v1/evaluate?explain=false', body, token)] as const;
+
+describe('fast evaluate path and the Express route', () => {
+  it('give the same decisions', async () => {
+    for (const action of ['read', 'write']) {
+      const [fast, express] = await both({ ...body, action });
+      expect(fast.status).toBe(200);
+      expect(fast.body).toEqual(express.body);
+    }
+    const [fast] = await both(body);
+    expect(fast.body).toMatchObject({ decision: 'ALLOWED' });
+  });
+
+  it('give the same errors', async () => {
+    const cases: Array<[unknown, string | undefined, number, string]> = [
+      ['{not json', undefined, 400, 'INVALID_JSON'],
+      [{ ...body, extra: 1 }, undefined, 400, 'VALIDATION_FAILED'],
+      [{ ...body, scopeId: 'scope_nope' }, undefined, 404, 'NOT_FOUND'],
+      [body, 'wrong-token', 401, 'UNAUTHENTICATED'],
+      [{ ...body, consistency: { atLeastAsFresh: 10_000_000 } }, undefined, 503, 'NOT_FRESH_ENOUGH'],
+    ];
+    for (const [input, token, status, code] of cases) {
+      const [fast, express] = await both(input, token);
+      expect([fast.status, fast.body?.error?.code]).toEqual([status, code]);
+      expect([express.status, express.body?.error?.code]).toEqual([status, code]);
+    }
+  });
+
+  it('refuses bodies over the limit with 413', async () => {
+    const huge = JSON.stringify({ ...body, action: 'x'.repeat(1024 * 1024 + 10) });
+    const [fast, express] = await both(huge);
+    expect([fast.status, fast.body?.error?.code]).toEqual([413, 'PAYLOAD_TOO_LARGE']);
+    expect(express.status).toBe(413);
+  });
+});
