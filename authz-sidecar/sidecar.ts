@@ -5,14 +5,14 @@ import type { AddressInfo } from 'node:net';
 import pino, { type Logger } from 'pino';
 import { ScopeGateError } from '../shared/errors.ts';
 import { createApp } from './app.ts';
-import { fastEvaluate } from './http/fast-evaluate.ts';
+import { fastRoutes } from './http/fast-routes.ts';
 import { createSidecarMetrics } from './metrics.ts';
 import { PolicyReplica } from './model/replica.ts';
 import { RouteRegistry } from './routes/registry.ts';
 import { ensureBuiltins } from './service/builtins.ts';
 import { Writer } from './service/writer.ts';
 import type { PolicyStore } from './store/policy-store.ts';
-import type { LoginThrottle } from './credentials/login-throttle.ts';
+import { LoginThrottle } from './credentials/login-throttle.ts';
 import { ensureSigningKey, newSigningKey } from './credentials/signing-keys.ts';
 
 export interface SidecarOptions {
@@ -58,7 +58,8 @@ export async function createSidecar(options: SidecarOptions) {
     routes: new RouteRegistry(),
     metrics,
     tokenIssuer: options.tokenIssuer ?? 'scopegate',
-    ...(options.throttle ? { throttle: options.throttle } : {}),
+    // One throttle for both ways a CONNECT is decided (the Express route and the fast path).
+    throttle: options.throttle ?? new LoginThrottle(),
     ...(options.heartbeatMs ? { heartbeatMs: options.heartbeatMs } : {}),
   };
   const app = createApp(ctx);
@@ -69,7 +70,7 @@ export async function createSidecar(options: SidecarOptions) {
     app,
     /** Listens on `port` (0 = ephemeral) and resolves with the port chosen. */
     async listen(port: number, host = '127.0.0.1'): Promise<number> {
-      const fast = fastEvaluate(ctx);
+      const fast = fastRoutes(ctx);
       server = createServer((req, res) => {
         if (!fast(req, res)) app(req, res);
       });

@@ -127,6 +127,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
       http.close();
       metricsServer?.close();
       await live.stop();
+      sidecar.close();
       await new Promise<void>((resolve) => aedes.close(() => resolve()));
       const persistence = (aedes as unknown as { persistence?: { destroy?: () => Promise<void> } }).persistence;
       await persistence?.destroy?.().catch(() => undefined);

@@ -48,7 +48,7 @@ export interface ActorTokenClaims {
 export async function signActorToken(model: PolicyModel, issuer: string, claims: ActorTokenClaims, now: Date): Promise<{ token: string; expiresAt: string }> {
   const key = currentKey(model);
   if (!key) throw new Error('no signing key');
-  const privateKey = await importJWK(key.privateJwk as JWK, TOKEN_ALG);
+  const privateKey = await privateKeyOf(key);
   const iat = Math.floor(now.getTime() / 1000);
   const exp = iat + claims.ttlSeconds;
   const token = await new SignJWT({ tid: claims.tenantId })
@@ -64,12 +64,37 @@ export async function signActorToken(model: PolicyModel, issuer: string, claims:
   return { token, expiresAt: new Date(exp * 1000).toISOString() };
 }
 
+/**
+ * Imported keys are kept: importing a JWK costs more than verifying a signature with it (it showed as a
+ * sixth of the sidecar's CPU per MQTT CONNECT). The key set is rebuilt when the stored keys change; jose's
+ * local key set keeps each imported public key for its lifetime.
+ */
+let cachedKeySet: { ids: string; keySet: ReturnType<typeof createLocalJWKSet> } | null = null;
+function keySetOf(model: PolicyModel): ReturnType<typeof createLocalJWKSet> {
+  const keys = jwks(model);
+  const ids = keys.keys.map((k) => k.kid).join(',');
+  if (cachedKeySet?.ids !== ids) cachedKeySet = { ids, keySet: createLocalJWKSet(keys) };
+  return cachedKeySet.keySet;
+}
+
+const privateKeys = new Map<string, Promise<CryptoKey | Uint8Array>>();
+function privateKeyOf(key: SigningKeyRecord): Promise<CryptoKey | Uint8Array> {
+  const cacheKey = key.id;
+  let imported = privateKeys.get(cacheKey);
+  if (!imported) {
+    imported = importJWK(key.privateJwk as JWK, TOKEN_ALG);
+    if (privateKeys.size > 16) privateKeys.clear();
+    privateKeys.set(cacheKey, imported);
+  }
+  return imported;
+}
+
 export type TokenCheck = { ok: true; payload: JWTPayload & { sub: string; exp: number } } | { ok: false; reason: string };
 
 /** Verifies an actor JWT. jose's errors are converted here, once, into a reason string. */
 export async function verifyActorToken(model: PolicyModel, issuer: string, token: string, now: Date): Promise<TokenCheck> {
   try {
-    const keySet = createLocalJWKSet(jwks(model));
+    const keySet = keySetOf(model);
     const { payload } = await jwtVerify(token, keySet, {
       algorithms: [TOKEN_ALG],
       issuer,

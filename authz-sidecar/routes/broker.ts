@@ -48,11 +48,9 @@ export function brokerRoutes(ctx: SidecarContext, options: BrokerRouteOptions): 
   b.use(brokerAuth);
 
   ctx.routes.add({ method: 'post', path: '/broker/connect', tag: 'broker', summary: 'Decide an MQTT CONNECT (BROKER_TOKEN)', body: connectRequestSchema });
+  const connect = connectDecider(ctx, { tokenIssuer: options.tokenIssuer, throttle });
   b.post('/connect', async (req, res) => {
-    const input = parse(connectRequestSchema, req.body, 'body');
-    const answer = await decideConnect(input.username, input.password, input.remoteAddress);
-    ctx.logger.info({ clientId: input.clientId.slice(0, 64), actorId: input.username.slice(0, 64), decision: answer.decision, reason: answer.decision === 'denied' ? answer.reason : undefined }, 'mqtt connect decision');
-    res.json(answer);
+    res.json(await connect(req.body));
   });
 
   ctx.routes.add({ method: 'post', path: '/broker/sessions', tag: 'broker', summary: 'Re-decide live sessions of actors (BROKER_TOKEN)', body: refreshRequestSchema });
@@ -84,6 +82,36 @@ export function brokerRoutes(ctx: SidecarContext, options: BrokerRouteOptions): 
   r.use('/v1/broker', b);
   return r;
 
+  function toBrokerEvent(e: ChangeEvent): BrokerChangeEvent {
+    const actorIds = new Set<string>();
+    for (const rec of [...e.puts, ...e.deletes]) {
+      const full = 'kind' in rec ? rec : undefined;
+      if (!full) continue;
+      if (rec.kind === 'actor') actorIds.add(rec.id);
+      if ('actorId' in rec && typeof rec.actorId === 'string') actorIds.add(rec.actorId);
+      if ('subjectId' in rec && typeof rec.subjectId === 'string') {
+        const s = model().subject(rec.subjectId);
+        if (s?.kind === 'actor') actorIds.add(s.id);
+      }
+    }
+    return { seq: e.seq, tenantIds: e.partitions.filter((p) => p !== 'global'), actorIds: [...actorIds] };
+  }
+}
+
+/**
+ * Decides MQTT CONNECTs (credentials → actor → session grant), with the login throttle, and logs each
+ * decision without the password. Shared by the Express route and the fast path in front of Express.
+ */
+export function connectDecider(ctx: SidecarContext, options: { tokenIssuer: string; throttle: LoginThrottle }): (body: unknown) => Promise<ConnectResponse> {
+  const throttle = options.throttle;
+  const model = () => ctx.replica.model;
+  return async (body) => {
+    const input = parse(connectRequestSchema, body, 'body');
+    const answer = await decideConnect(input.username, input.password, input.remoteAddress);
+    ctx.logger.info({ clientId: input.clientId.slice(0, 64), actorId: input.username.slice(0, 64), decision: answer.decision, reason: answer.decision === 'denied' ? answer.reason : undefined }, 'mqtt connect decision');
+    return answer;
+  };
+
   async function decideConnect(username: string, password: string, address: string | undefined): Promise<ConnectResponse> {
     const wait = throttle.blockedFor(address, username);
     if (wait > 0) return { decision: 'denied', reason: 'rate_limited', message: `Too many failed logins; retry in ${Math.ceil(wait / 1000)} s.` };
@@ -110,20 +138,5 @@ export function brokerRoutes(ctx: SidecarContext, options: BrokerRouteOptions): 
     if (!session) return denied('not_authorized', 'This actor may not connect (disabled, or outside its project).');
     throttle.succeed(username);
     return { decision: 'allowed', session };
-  }
-
-  function toBrokerEvent(e: ChangeEvent): BrokerChangeEvent {
-    const actorIds = new Set<string>();
-    for (const rec of [...e.puts, ...e.deletes]) {
-      const full = 'kind' in rec ? rec : undefined;
-      if (!full) continue;
-      if (rec.kind === 'actor') actorIds.add(rec.id);
-      if ('actorId' in rec && typeof rec.actorId === 'string') actorIds.add(rec.actorId);
-      if ('subjectId' in rec && typeof rec.subjectId === 'string') {
-        const s = model().subject(rec.subjectId);
-        if (s?.kind === 'actor') actorIds.add(s.id);
-      }
-    }
-    return { seq: e.seq, tenantIds: e.partitions.filter((p) => p !== 'global'), actorIds: [...actorIds] };
   }
 }

@@ -4,22 +4,42 @@ import { ScopeGateError, isScopeGateError } from '../../shared/errors.ts';
 import type { SidecarMetrics } from '../metrics.ts';
 import type { SidecarContext } from '../routes/context.ts';
 import { awaitFreshness, decideOne } from '../routes/evaluate.ts';
-import { authenticateAdmin } from './auth.ts';
+import { LoginThrottle } from '../credentials/login-throttle.ts';
+import { connectDecider } from '../routes/broker.ts';
+import { authenticateAdmin, bearerOf, safeEqual } from './auth.ts';
 import { schemas } from './schemas.ts';
 import { parse } from './validate.ts';
 
 const BODY_LIMIT = 1024 * 1024;
 
+type FastContext = SidecarContext & { metrics: SidecarMetrics; tokenIssuer: string; throttle?: LoginThrottle };
+
 /**
- * `POST /v1/evaluate` without Express: the route every service calls on every request, served by the same
- * schema, the same authentication and the same decision function (decideOne) as the Express route, answered
- * in one write. Express's router, body-parser and response helpers cost more than the decision itself
- * (about half of a request's CPU in a profile). Anything but the plain form of the request — a query
- * string (explain), a content encoding — returns false and is left to Express.
+ * The two hot routes without Express: `POST /v1/evaluate` (every service calls it on every request) and
+ * `POST /v1/broker/connect` (every MQTT CONNECT). Served by the same schemas, the same authentication and the
+ * same decision functions (decideOne, connectDecider) as their Express routes, answered in one write:
+ * Express's router, body-parser and response helpers cost more than the decision itself (about half of a
+ * request's CPU in a profile). Anything but the plain form of the request — a query string (explain), a
+ * content encoding — returns false and is left to Express.
  */
-export function fastEvaluate(ctx: SidecarContext & { metrics: SidecarMetrics }): (req: IncomingMessage, res: ServerResponse) => boolean {
+export function fastRoutes(ctx: FastContext): (req: IncomingMessage, res: ServerResponse) => boolean {
+  const connect = connectDecider(ctx, { tokenIssuer: ctx.tokenIssuer, throttle: ctx.throttle ?? new LoginThrottle() });
+  const routes: Record<string, (req: IncomingMessage, body: Buffer) => Promise<unknown>> = {
+    '/v1/evaluate': async (req, raw) => {
+      const principal = authenticateAdmin(ctx.replica.model, ctx.adminToken, req.headers.authorization);
+      const input = parse(schemas.evaluate, parseJson(raw), 'body');
+      await awaitFreshness(ctx, input.consistency?.atLeastAsFresh);
+      return decideOne(ctx, input, false, principal);
+    },
+    '/v1/broker/connect': async (req, raw) => {
+      const token = bearerOf(req.headers.authorization);
+      if (!token || !safeEqual(token, ctx.brokerToken)) throw new ScopeGateError('UNAUTHENTICATED', 'The broker API needs Authorization: Bearer <BROKER_TOKEN>.');
+      return connect(parseJson(raw));
+    },
+  };
   return (req, res) => {
-    if (req.method !== 'POST' || req.url !== '/v1/evaluate' || req.headers['content-encoding'] !== undefined) return false;
+    const route = req.method === 'POST' && req.url !== undefined ? routes[req.url] : undefined;
+    if (!route || req.headers['content-encoding'] !== undefined) return false;
     const header = req.headers['x-request-id'];
     const requestId = typeof header === 'string' && /^[\w.-]{1,64}$/.test(header) ? header : randomUUID();
     const declared = Number(req.headers['content-length'] ?? 0);
@@ -52,19 +72,18 @@ export function fastEvaluate(ctx: SidecarContext & { metrics: SidecarMetrics }):
     });
     return true;
 
-    async function handle(raw: Buffer): Promise<unknown> {
-      const principal = authenticateAdmin(ctx.replica.model, ctx.adminToken, req.headers.authorization);
-      let json: unknown;
-      try {
-        json = JSON.parse(raw.toString('utf8'));
-      } catch {
-        throw new ScopeGateError('INVALID_JSON');
-      }
-      const input = parse(schemas.evaluate, json, 'body');
-      await awaitFreshness(ctx, input.consistency?.atLeastAsFresh);
-      return decideOne(ctx, input, false, principal);
+    function handle(raw: Buffer): Promise<unknown> {
+      return route!(req, raw);
     }
   };
+
+  function parseJson(raw: Buffer): unknown {
+    try {
+      return JSON.parse(raw.toString('utf8'));
+    } catch {
+      throw new ScopeGateError('INVALID_JSON');
+    }
+  }
 
   function answer(res: ServerResponse, requestId: string, result: unknown): void {
     if (res.headersSent) return;
