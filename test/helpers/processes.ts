@@ -17,9 +17,9 @@ export interface RunningProcess {
  * Starts one of the project's entry points as a real process (`node --import tsx <script>`) and resolves
  * with the first log line matching `ready`; rejects with the process output if it exits or times out first.
  */
-export function startProcess(script: string, env: Record<string, string>, ready: (line: Record<string, unknown>) => boolean, timeoutMs = 20_000): Promise<RunningProcess & { readyLine: Record<string, unknown> }> {
+export function startProcess(script: string, env: Record<string, string>, ready: (line: Record<string, unknown>) => boolean, timeoutMs = 20_000, nodeArgs: string[] = []): Promise<RunningProcess & { readyLine: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: root, env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script], { cwd: root, env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     const lines: Array<Record<string, unknown>> = [];
     let output = '';
     let done = false;
@@ -71,12 +71,12 @@ export function startProcess(script: string, env: Record<string, string>, ready:
   });
 }
 
-export async function startSidecarProcess(env: Record<string, string>) {
-  const p = await startProcess('authz-sidecar/main.ts', { SIDECAR_PORT: '0', SIDECAR_HOST: '127.0.0.1', ...env }, (l) => typeof l.port === 'number' && String(l.msg).includes('listening'));
+export async function startSidecarProcess(env: Record<string, string>, nodeArgs: string[] = []) {
+  const p = await startProcess('authz-sidecar/main.ts', { SIDECAR_PORT: '0', SIDECAR_HOST: '127.0.0.1', ...env }, (l) => typeof l.port === 'number' && String(l.msg).includes('listening'), 20_000, nodeArgs);
   return { ...p, port: p.readyLine.port as number, url: `http://127.0.0.1:${p.readyLine.port as number}` };
 }
 
-export async function startBrokerProcess(env: Record<string, string>) {
-  const p = await startProcess('broker/main.ts', { MQTT_PORT: '0', MQTT_WS_PORT: '0', BROKER_METRICS_PORT: '0', MQTT_HOST: '127.0.0.1', ...env }, (l) => typeof l.tcpPort === 'number');
+export async function startBrokerProcess(env: Record<string, string>, nodeArgs: string[] = []) {
+  const p = await startProcess('broker/main.ts', { MQTT_PORT: '0', MQTT_WS_PORT: '0', BROKER_METRICS_PORT: '0', MQTT_HOST: '127.0.0.1', ...env }, (l) => typeof l.tcpPort === 'number', 20_000, nodeArgs);
   return { ...p, tcpPort: p.readyLine.tcpPort as number, metricsPort: p.readyLine.metricsPort as number, url: `mqtt://127.0.0.1:${p.readyLine.tcpPort as number}` };
 }
