@@ -24,17 +24,17 @@ type FastContext = SidecarContext & { metrics: SidecarMetrics; tokenIssuer: stri
  */
 export function fastRoutes(ctx: FastContext): (req: IncomingMessage, res: ServerResponse) => boolean {
   const connect = connectDecider(ctx, { tokenIssuer: ctx.tokenIssuer, throttle: ctx.throttle ?? new LoginThrottle() });
-  const routes: Record<string, (req: IncomingMessage, body: Buffer) => Promise<unknown>> = {
+  const routes: Record<string, (req: IncomingMessage, body: Buffer, requestId: string) => Promise<unknown>> = {
     '/v1/evaluate': async (req, raw) => {
       const principal = authenticateAdmin(ctx.replica.model, ctx.adminToken, req.headers.authorization);
       const input = parse(schemas.evaluate, parseJson(raw), 'body');
       await awaitFreshness(ctx, input.consistency?.atLeastAsFresh);
       return decideOne(ctx, input, false, principal);
     },
-    '/v1/broker/connect': async (req, raw) => {
+    '/v1/broker/connect': async (req, raw, requestId) => {
       const token = bearerOf(req.headers.authorization);
       if (!token || !safeEqual(token, ctx.brokerToken)) throw new ScopeGateError('UNAUTHENTICATED', 'The broker API needs Authorization: Bearer <BROKER_TOKEN>.');
-      return connect(parseJson(raw));
+      return connect(parseJson(raw), ctx.logger.child({ requestId }));
     },
   };
   return (req, res) => {
@@ -73,7 +73,7 @@ export function fastRoutes(ctx: FastContext): (req: IncomingMessage, res: Server
     return true;
 
     function handle(raw: Buffer): Promise<unknown> {
-      return route!(req, raw);
+      return route!(req, raw, requestId);
     }
   };
 

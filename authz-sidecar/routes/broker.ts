@@ -1,4 +1,5 @@
 import { Router, type RequestHandler } from 'express';
+import type { Logger } from 'pino';
 import {
   connectRequestSchema,
   refreshRequestSchema,
@@ -50,7 +51,7 @@ export function brokerRoutes(ctx: SidecarContext, options: BrokerRouteOptions): 
   ctx.routes.add({ method: 'post', path: '/broker/connect', tag: 'broker', summary: 'Decide an MQTT CONNECT (BROKER_TOKEN)', body: connectRequestSchema });
   const connect = connectDecider(ctx, { tokenIssuer: options.tokenIssuer, throttle });
   b.post('/connect', async (req, res) => {
-    res.json(await connect(req.body));
+    res.json(await connect(req.body, res.locals.log as Logger));
   });
 
   ctx.routes.add({ method: 'post', path: '/broker/sessions', tag: 'broker', summary: 'Re-decide live sessions of actors (BROKER_TOKEN)', body: refreshRequestSchema });
@@ -102,13 +103,13 @@ export function brokerRoutes(ctx: SidecarContext, options: BrokerRouteOptions): 
  * Decides MQTT CONNECTs (credentials → actor → session grant), with the login throttle, and logs each
  * decision without the password. Shared by the Express route and the fast path in front of Express.
  */
-export function connectDecider(ctx: SidecarContext, options: { tokenIssuer: string; throttle: LoginThrottle }): (body: unknown) => Promise<ConnectResponse> {
+export function connectDecider(ctx: SidecarContext, options: { tokenIssuer: string; throttle: LoginThrottle }): (body: unknown, log: Logger) => Promise<ConnectResponse> {
   const throttle = options.throttle;
   const model = () => ctx.replica.model;
-  return async (body) => {
+  return async (body, log) => {
     const input = parse(connectRequestSchema, body, 'body');
     const answer = await decideConnect(input.username, input.password, input.remoteAddress);
-    ctx.logger.info({ clientId: input.clientId.slice(0, 64), actorId: input.username.slice(0, 64), decision: answer.decision, reason: answer.decision === 'denied' ? answer.reason : undefined }, 'mqtt connect decision');
+    log.info({ clientId: input.clientId.slice(0, 64), actorId: input.username.slice(0, 64), decision: answer.decision, reason: answer.decision === 'denied' ? answer.reason : undefined }, 'mqtt connect decision');
     return answer;
   };
 
