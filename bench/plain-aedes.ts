@@ -6,7 +6,8 @@ import { createServer, type AddressInfo } from 'node:net';
 import { Aedes } from 'aedes';
 
 const aedes = await Aedes.createBroker({ maxTopicLevels: 100 });
-const server = createServer((socket) => aedes.handle(socket));
+// Same socket options as ScopeGate's broker (no Nagle), so that only the hooks differ.
+const server = createServer({ noDelay: true }, (socket) => aedes.handle(socket));
 server.listen(Number(process.env.MQTT_PORT ?? 0), '127.0.0.1', () => {
   process.stdout.write(`${JSON.stringify({ tcpPort: (server.address() as AddressInfo).port })}\n`);
 });

@@ -80,7 +80,8 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
   const live = new LiveUpdates({ sidecar, registry, sessions, metrics, logger, graceMs: config.sidecarGraceMs, silenceMs: options.feedSilenceMs });
   live.start();
 
-  const tcp = createNetServer((socket) => aedes.handle(socket));
+  // No Nagle: MQTT messages are small and latency matters more than packing them into fewer segments.
+  const tcp = createNetServer({ noDelay: true }, (socket) => aedes.handle(socket));
   const tcpPort = await listen(tcp, config.mqttPort, config.host);
 
   const http = createHttpServer((_req, res) => {

@@ -5,6 +5,11 @@ import type { SessionState } from './session-state.ts';
 const STATE = Symbol('scopegate.session');
 type WithState = Client & { [STATE]?: SessionState };
 
+/** Adds the (empty) state slot when the client first appears, so every client object has one shape. */
+export function initStateSlot(client: Client): void {
+  (client as WithState)[STATE] = undefined;
+}
+
 export function stateOf(client: Client | null | undefined): SessionState | undefined {
   return client ? (client as WithState)[STATE] : undefined;
 }

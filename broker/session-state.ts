@@ -12,6 +12,8 @@ export interface SessionState {
   readonly apps: ReadonlyMap<string, AppGrant>;
   /** Client topic → internal topic, or a refusal; bounded (cleared when full). */
   readonly publishDecisions: Map<string, string | Refusal>;
+  /** Internal topic → the topic in this session's view, or null (not shown); bounded like the above. */
+  readonly forwardDecisions: Map<string, string | null>;
   readonly cacheSize: number;
   /** Room a topic name must leave below the limits so it also fits the project-level view. */
   readonly reserve: TopicReserve;
@@ -28,6 +30,7 @@ export function sessionStateFor(grant: SessionGrant, cacheSize: number): Session
     view: { mount: grant.mount, namespace: grant.namespace },
     apps: new Map(grant.apps.map((a) => [a.slug, a])),
     publishDecisions: new Map(),
+    forwardDecisions: new Map(),
     cacheSize,
     reserve: reserveFor({ mount: grant.mount, namespace: grant.namespace }),
   };
@@ -68,6 +71,17 @@ function decideTopic(state: SessionState, topic: string, kind: 'name' | 'filter'
  * the subscriber's view or app grants (then it is not delivered at all).
  */
 export function decideForward(state: SessionState, internalTopic: string): string | null {
+  // Cached: a delivery is then one lookup instead of slicing and joining strings per message and subscriber.
+  const cached = state.forwardDecisions.get(internalTopic);
+  if (cached !== undefined) return cached;
+  const decision = forwardTopic(state, internalTopic);
+  const cache = state.forwardDecisions;
+  if (cache.size >= state.cacheSize) cache.clear();
+  cache.set(internalTopic, decision);
+  return decision;
+}
+
+function forwardTopic(state: SessionState, internalTopic: string): string | null {
   const clientTopic = toClient(state.view, internalTopic);
   if (clientTopic === null) return null;
   const slash = clientTopic.indexOf('/');

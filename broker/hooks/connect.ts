@@ -3,6 +3,7 @@ import type { AuthenticateHandler, Client, PreConnectHandler } from 'aedes';
 import type { ConnectResponse } from '../../shared/broker-wire.ts';
 import type { BrokerContext } from '../context.ts';
 import { SidecarUnavailableError } from '../sidecar-client.ts';
+import { initStateSlot } from '../session-registry.ts';
 import { decidePublish, isRefusal, sessionStateFor } from '../session-state.ts';
 import { installSubscriptionRewriter, rewritePending } from './rewrite-subscriptions.ts';
 
@@ -28,6 +29,10 @@ type ConnectPacketLike = {
  */
 export function preConnect(ctx: BrokerContext): PreConnectHandler {
   return (client, packet, callback) => {
+    // ScopeGate's per-client slots are added here, all at once and in one order, so that every Aedes client
+    // object keeps one hidden class (Aedes reads client properties on every packet).
+    (client as WithOutcome)[OUTCOME] = undefined;
+    initStateSlot(client);
     installSubscriptionRewriter(client, ctx);
     decide(ctx, client, packet as unknown as ConnectPacketLike).then(
       (outcome) => {
@@ -84,7 +89,9 @@ async function decide(ctx: BrokerContext, client: Client, packet: ConnectPacketL
 export function authenticate(ctx: BrokerContext): AuthenticateHandler {
   return (client, _username, _password, done) => {
     const outcome = (client as WithOutcome)[OUTCOME];
-    delete (client as WithOutcome)[OUTCOME];
+    // Cleared, not deleted: `delete` would turn every client object into a slow dictionary-mode object,
+    // and Aedes reads client properties on every packet.
+    (client as WithOutcome)[OUTCOME] = undefined;
     if (outcome?.ok) {
       const grant = outcome.response.session;
       ctx.sessions.start(client, grant);

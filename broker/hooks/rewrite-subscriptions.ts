@@ -21,6 +21,8 @@ const PENDING = Symbol('scopegate.pendingPackets');
  * held and rewritten once the session state exists (Aedes queues them until CONNACK anyway).
  */
 export function installSubscriptionRewriter(client: Client, ctx: BrokerContext): void {
+  // The slot exists from the start (one object shape for every client; see connect.ts).
+  (client as unknown as Record<symbol, Packet[] | undefined>)[PENDING] = undefined;
   const parser = (client as ClientWithParser)._parser;
   if (!parser || typeof parser.prependListener !== 'function') {
     // Fail loudly: without the rewrite a client's filters would reach Aedes unscoped.
