@@ -1,4 +1,5 @@
 import type { AppGrant, SessionGrant } from '../shared/broker-wire.ts';
+import { DecisionCache } from './decision-cache.ts';
 import { anyFilterAllows, checkClientTopic, reserveFor, toClient, toInternal, type TopicRefusal, type TopicReserve, type TopicView } from '../shared/topic.ts';
 
 /**
@@ -10,10 +11,10 @@ export interface SessionState {
   readonly grant: SessionGrant;
   readonly view: TopicView;
   readonly apps: ReadonlyMap<string, AppGrant>;
-  /** Client topic → internal topic, or a refusal; bounded (cleared when full). */
-  readonly publishDecisions: Map<string, string | Refusal>;
+  /** Client topic → internal topic, or a refusal (see DecisionCache). */
+  readonly publishDecisions: DecisionCache<string | Refusal>;
   /** Internal topic → the topic in this session's view, or null (not shown); bounded like the above. */
-  readonly forwardDecisions: Map<string, string | null>;
+  readonly forwardDecisions: DecisionCache<string | null>;
   readonly cacheSize: number;
   /** Room a topic name must leave below the limits so it also fits the project-level view. */
   readonly reserve: TopicReserve;
@@ -25,29 +26,23 @@ export type Refusal = { refused: TopicRefusal | 'app_not_granted' | 'not_permitt
 export const REFUSED_FILTER = '$scopegate/refused';
 
 export function sessionStateFor(grant: SessionGrant, cacheSize: number): SessionState {
-  return {
+  const state: { -readonly [K in keyof SessionState]: SessionState[K] } = {
     grant,
     view: { mount: grant.mount, namespace: grant.namespace },
     apps: new Map(grant.apps.map((a) => [a.slug, a])),
-    publishDecisions: new Map(),
-    forwardDecisions: new Map(),
+    publishDecisions: undefined as unknown as SessionState['publishDecisions'],
+    forwardDecisions: undefined as unknown as SessionState['forwardDecisions'],
     cacheSize,
     reserve: reserveFor({ mount: grant.mount, namespace: grant.namespace }),
   };
+  state.publishDecisions = new DecisionCache(cacheSize, (topic) => decideTopic(state, topic, 'name'));
+  state.forwardDecisions = new DecisionCache(cacheSize, (topic) => forwardTopic(state, topic));
+  return state;
 }
 
 /** PUBLISH (and will): the internal topic to publish to, or why not. Cached per session. */
 export function decidePublish(state: SessionState, clientTopic: string): string | Refusal {
-  const cached = state.publishDecisions.get(clientTopic);
-  if (cached !== undefined) return cached;
-  const decision = decideTopic(state, clientTopic, 'name');
-  const cache = state.publishDecisions;
-  // Full: start over rather than evict one entry per miss. A session that keeps publishing new topics
-  // (devices/<uuid>/telemetry) then pays one clear per `cacheSize` misses instead of an eviction each time;
-  // a session with a steady set of topics refills the cache at once.
-  if (cache.size >= state.cacheSize) cache.clear();
-  cache.set(clientTopic, decision);
-  return decision;
+  return state.publishDecisions.decide(clientTopic);
 }
 
 /** SUBSCRIBE / UNSUBSCRIBE: the internal filter, or why not. Not cached (rare, and filters vary). */
@@ -72,13 +67,7 @@ function decideTopic(state: SessionState, topic: string, kind: 'name' | 'filter'
  */
 export function decideForward(state: SessionState, internalTopic: string): string | null {
   // Cached: a delivery is then one lookup instead of slicing and joining strings per message and subscriber.
-  const cached = state.forwardDecisions.get(internalTopic);
-  if (cached !== undefined) return cached;
-  const decision = forwardTopic(state, internalTopic);
-  const cache = state.forwardDecisions;
-  if (cache.size >= state.cacheSize) cache.clear();
-  cache.set(internalTopic, decision);
-  return decision;
+  return state.forwardDecisions.decide(internalTopic);
 }
 
 function forwardTopic(state: SessionState, internalTopic: string): string | null {

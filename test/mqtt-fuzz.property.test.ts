@@ -321,14 +321,15 @@ function mayPublish(who: Who, t: string): boolean {
   if (!c.ok) return false;
   // The limits hold in every view the topic is delivered in, the widest being the project level's.
   if (!checkClientTopic(worldOf(who, t), 'name').ok) return false;
-  const rule = RULES[who][c.app];
+  // Own properties only: a topic may well be `__proto__`.
+  const rule = Object.hasOwn(RULES[who], c.app) ? RULES[who][c.app] : undefined;
   if (!rule) return false;
   return rule === 'open' || rule.publish.some((f) => refMatch(f, t));
 }
 function maySubscribe(who: Who, f: string): boolean {
   const c = checkClientTopic(f, 'filter');
   if (!c.ok) return false;
-  const rule = RULES[who][c.app];
+  const rule = Object.hasOwn(RULES[who], c.app) ? RULES[who][c.app] : undefined;
   if (!rule) return false;
   return rule === 'open' || rule.subscribe.some((o) => refCovers(o, f));
 }

@@ -29,12 +29,11 @@ export function authorizePublish(ctx: BrokerContext): AuthorizePublishHandler {
       return callback(typeof again === 'string' && again === packet.topic ? null : new Error('will no longer allowed'));
     }
 
-    let decision = state.publishDecisions.get(packet.topic);
-    if (decision !== undefined) hot.cacheHit++;
-    else {
-      hot.cacheMiss++;
-      decision = decidePublish(state, packet.topic);
-    }
+    const cache = state.publishDecisions;
+    const hitsBefore = cache.hitCount;
+    const decision = decidePublish(state, packet.topic);
+    if (cache.hitCount !== hitsBefore) hot.cacheHit++;
+    else hot.cacheMiss++;
 
     if (!isRefusal(decision)) {
       packet.topic = decision;

@@ -1,0 +1,56 @@
+/**
+ * A session's bounded decision cache (topic → decision). Decisions are pure functions of the session grant,
+ * so entries never go stale; a new grant comes with a new cache.
+ *
+ * Two policies keep it cheap whatever the traffic looks like:
+ * - full → cleared at once (one clear per `size` inserts, instead of an eviction on every miss);
+ * - when a full cache served few hits since it was last cleared (a device publishing to a new topic each
+ *   time, `devices/<uuid>/telemetry`), caching is bypassed for a while: inserting keys that never come back
+ *   costs more than deciding again, which is a topic check and a string concatenation.
+ */
+export class DecisionCache<V> {
+  private readonly map = new Map<string, V>();
+  private hits = 0;
+  private bypassLeft = 0;
+  /** Lookups answered from the cache / decisions computed (for metrics and tests). */
+  hitCount = 0;
+  missCount = 0;
+
+  constructor(
+    private readonly size: number,
+    private readonly compute: (key: string) => V,
+  ) {}
+
+  /** The cached decision, or computes, caches and returns it. */
+  decide(key: string): V {
+    const compute = this.compute;
+    if (this.bypassLeft > 0) {
+      this.bypassLeft--;
+      this.missCount++;
+      return compute(key);
+    }
+    const cached = this.map.get(key);
+    if (cached !== undefined) {
+      this.hits++;
+      this.hitCount++;
+      return cached;
+    }
+    this.missCount++;
+    const value = compute(key);
+    if (this.map.size >= this.size) {
+      const reused = this.hits >= this.size / 4;
+      this.map.clear();
+      this.hits = 0;
+      if (!reused) {
+        this.bypassLeft = this.size * 8;
+        return value;
+      }
+    }
+    this.map.set(key, value);
+    return value;
+  }
+
+  get entries(): number {
+    return this.map.size;
+  }
+}
