@@ -10,10 +10,12 @@ import { managementRoutes } from './routes/management.ts';
 import { brokerRoutes } from './routes/broker.ts';
 import { messagingRoutes } from './routes/messaging.ts';
 import type { LoginThrottle } from './credentials/login-throttle.ts';
+import type { TrustedIssuerConfig } from './credentials/trusted-issuer.ts';
 
 export interface AppDeps extends SidecarContext {
   metrics: SidecarMetrics;
   tokenIssuer: string;
+  trustedIssuer?: TrustedIssuerConfig | null;
   throttle?: LoginThrottle;
   heartbeatMs?: number;
 }
@@ -80,7 +82,7 @@ export function createApp(deps: AppDeps): express.Express {
   });
 
   // The broker API and the JWKS authenticate on their own (BROKER_TOKEN / public), before the admin check.
-  app.use(brokerRoutes(deps, { tokenIssuer: deps.tokenIssuer, ...(deps.throttle ? { throttle: deps.throttle } : {}), ...(deps.heartbeatMs ? { heartbeatMs: deps.heartbeatMs } : {}) }));
+  app.use(brokerRoutes(deps, { tokenIssuer: deps.tokenIssuer, trustedIssuer: deps.trustedIssuer ?? null, ...(deps.throttle ? { throttle: deps.throttle } : {}), ...(deps.heartbeatMs ? { heartbeatMs: deps.heartbeatMs } : {}) }));
 
   const v1 = express.Router();
   v1.use(((_req, res, next) => {

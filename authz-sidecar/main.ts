@@ -25,6 +25,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<{ port
     brokerToken: config.brokerToken,
     logger,
     tokenIssuer: config.tokenIssuer,
+    trustedIssuer: config.trustedIssuer,
   });
   const port = await sidecar.listen(config.port, config.host);
   logger.info({ port }, `authz-sidecar listening on http://${config.host}:${port}`);

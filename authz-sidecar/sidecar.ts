@@ -13,6 +13,7 @@ import { ensureBuiltins } from './service/builtins.ts';
 import { Writer } from './service/writer.ts';
 import type { PolicyStore } from './store/policy-store.ts';
 import { LoginThrottle } from './credentials/login-throttle.ts';
+import type { TrustedIssuerConfig } from './credentials/trusted-issuer.ts';
 import { ensureSigningKey, newSigningKey } from './credentials/signing-keys.ts';
 
 export interface SidecarOptions {
@@ -22,6 +23,8 @@ export interface SidecarOptions {
   logger?: Logger;
   clock?: () => Date;
   tokenIssuer?: string;
+  /** Identity provider whose JWTs users may log in with over MQTT (username = actorId, `sub` = externalSubject). */
+  trustedIssuer?: TrustedIssuerConfig | null;
   throttle?: LoginThrottle;
   /** Change-feed heartbeat period for the broker. */
   heartbeatMs?: number;
@@ -58,6 +61,7 @@ export async function createSidecar(options: SidecarOptions) {
     routes: new RouteRegistry(),
     metrics,
     tokenIssuer: options.tokenIssuer ?? 'scopegate',
+    trustedIssuer: options.trustedIssuer ?? null,
     // One throttle for both ways a CONNECT is decided (the Express route and the fast path).
     throttle: options.throttle ?? new LoginThrottle(),
     ...(options.heartbeatMs ? { heartbeatMs: options.heartbeatMs } : {}),

@@ -5,6 +5,7 @@ import type { SidecarMetrics } from '../metrics.ts';
 import type { SidecarContext } from '../routes/context.ts';
 import { awaitFreshness, decideOne } from '../routes/evaluate.ts';
 import { LoginThrottle } from '../credentials/login-throttle.ts';
+import type { TrustedIssuerConfig } from '../credentials/trusted-issuer.ts';
 import { connectDecider } from '../routes/broker.ts';
 import { authenticateAdmin, bearerOf, safeEqual } from './auth.ts';
 import { schemas } from './schemas.ts';
@@ -12,7 +13,7 @@ import { parse } from './validate.ts';
 
 const BODY_LIMIT = 1024 * 1024;
 
-type FastContext = SidecarContext & { metrics: SidecarMetrics; tokenIssuer: string; throttle?: LoginThrottle };
+type FastContext = SidecarContext & { metrics: SidecarMetrics; tokenIssuer: string; throttle?: LoginThrottle; trustedIssuer?: TrustedIssuerConfig | null };
 
 /**
  * The two hot routes without Express: `POST /v1/evaluate` (every service calls it on every request) and
@@ -23,7 +24,7 @@ type FastContext = SidecarContext & { metrics: SidecarMetrics; tokenIssuer: stri
  * content encoding — returns false and is left to Express.
  */
 export function fastRoutes(ctx: FastContext): (req: IncomingMessage, res: ServerResponse) => boolean {
-  const connect = connectDecider(ctx, { tokenIssuer: ctx.tokenIssuer, throttle: ctx.throttle ?? new LoginThrottle() });
+  const connect = connectDecider(ctx, { tokenIssuer: ctx.tokenIssuer, throttle: ctx.throttle ?? new LoginThrottle(), trustedIssuer: ctx.trustedIssuer ?? null });
   const routes: Record<string, (req: IncomingMessage, body: Buffer, requestId: string) => Promise<unknown>> = {
     '/v1/evaluate': async (req, raw) => {
       const principal = authenticateAdmin(ctx.replica.model, ctx.adminToken, req.headers.authorization);

@@ -48,6 +48,9 @@ const pattern = z
   .max(1024)
   .regex(/^[^\u0000-\u001f\u007f]*$/, 'must not contain control characters');
 
+/** `sub` of a user at the trusted identity provider (e.g. a Kinde user id `kp_…`). */
+const externalSubject = z.string().min(1).max(200).regex(/^[^\u0000-\u001f\u007f\s]+$/, 'no spaces or control characters');
+
 export const schemas = {
   tenantCreate: z.strictObject({
     name: text(200),
@@ -164,11 +167,13 @@ export const schemas = {
     name: text(200),
     kind: z.enum(['device', 'agent', 'service']).default('device'),
     accessScopeId: id('scope').nullable().optional(),
+    externalSubject: externalSubject.nullable().optional(),
   }),
   actorPatch: z.strictObject({
     name: text(200).optional(),
     accessScopeId: id('scope').nullable().optional(),
     disabled: z.boolean().optional(),
+    externalSubject: externalSubject.nullable().optional(),
   }),
   appCreate: z.strictObject({
     slug,

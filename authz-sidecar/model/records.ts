@@ -132,6 +132,8 @@ export interface ActorRecord extends Base {
   actorKind: ActorKind;
   accessScopeId: string | null;
   disabled: boolean;
+  /** `sub` of the user this actor stands for at the trusted identity provider (MQTT login with its JWTs). */
+  externalSubject?: string | null;
 }
 
 export interface AppRecord extends Base {

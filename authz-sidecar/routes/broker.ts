@@ -9,6 +9,7 @@ import {
 } from '../../shared/broker-wire.ts';
 import { ScopeGateError } from '../../shared/errors.ts';
 import { LoginThrottle } from '../credentials/login-throttle.ts';
+import { kidOf, trustedIssuerVerifier, type TrustedIssuerConfig } from '../credentials/trusted-issuer.ts';
 import { prefixOf, verifySecret } from '../credentials/secrets.ts';
 import { jwks, verifyActorToken } from '../credentials/signing-keys.ts';
 import { sessionGrantFor } from '../engine/session-grant.ts';
@@ -19,6 +20,7 @@ import type { SidecarContext } from './context.ts';
 
 export interface BrokerRouteOptions {
   tokenIssuer: string;
+  trustedIssuer?: TrustedIssuerConfig | null;
   throttle?: LoginThrottle;
   heartbeatMs?: number;
 }
@@ -49,7 +51,7 @@ export function brokerRoutes(ctx: SidecarContext, options: BrokerRouteOptions): 
   b.use(brokerAuth);
 
   ctx.routes.add({ method: 'post', path: '/broker/connect', tag: 'broker', summary: 'Decide an MQTT CONNECT (BROKER_TOKEN)', body: connectRequestSchema });
-  const connect = connectDecider(ctx, { tokenIssuer: options.tokenIssuer, throttle });
+  const connect = connectDecider(ctx, { tokenIssuer: options.tokenIssuer, throttle, trustedIssuer: options.trustedIssuer ?? null });
   b.post('/connect', async (req, res) => {
     res.json(await connect(req.body, res.locals.log as Logger));
   });
@@ -103,7 +105,8 @@ export function brokerRoutes(ctx: SidecarContext, options: BrokerRouteOptions): 
  * Decides MQTT CONNECTs (credentials → actor → session grant), with the login throttle, and logs each
  * decision without the password. Shared by the Express route and the fast path in front of Express.
  */
-export function connectDecider(ctx: SidecarContext, options: { tokenIssuer: string; throttle: LoginThrottle }): (body: unknown, log: Logger) => Promise<ConnectResponse> {
+export function connectDecider(ctx: SidecarContext, options: { tokenIssuer: string; throttle: LoginThrottle; trustedIssuer?: TrustedIssuerConfig | null }): (body: unknown, log: Logger) => Promise<ConnectResponse> {
+  const external = options.trustedIssuer ? trustedIssuerVerifier(options.trustedIssuer) : null;
   const throttle = options.throttle;
   const model = () => ctx.replica.model;
   return async (body, log) => {
@@ -125,9 +128,17 @@ export function connectDecider(ctx: SidecarContext, options: { tokenIssuer: stri
 
     let expiresAt: number | null = null;
     if (password.split('.').length === 3) {
-      const check = await verifyActorToken(model(), options.tokenIssuer, password, ctx.clock());
-      if (!check.ok || check.payload.sub !== actor.id) return denied('bad_credentials', 'Unknown actor or wrong credentials.');
-      expiresAt = check.payload.exp * 1000;
+      // A token of ours names one of our keys; anything else may come from the trusted identity provider.
+      const kid = kidOf(password);
+      if (external && (kid === undefined || !model().get('signingKey', kid))) {
+        const check = await external(password, ctx.clock());
+        if (!check.ok || !actor.externalSubject || check.sub !== actor.externalSubject) return denied('bad_credentials', 'Unknown actor or wrong credentials.');
+        expiresAt = check.exp * 1000;
+      } else {
+        const check = await verifyActorToken(model(), options.tokenIssuer, password, ctx.clock());
+        if (!check.ok || check.payload.sub !== actor.id) return denied('bad_credentials', 'Unknown actor or wrong credentials.');
+        expiresAt = check.payload.exp * 1000;
+      }
     } else {
       const prefix = prefixOf(password);
       const candidates = prefix ? model().referrersOf(actor.id, 'actorSecret').filter((s) => s.prefix === prefix) : [];

@@ -49,6 +49,7 @@ export function createActor(tx: Tx, project: ProjectRecord, input: Input<'actorC
     actorKind: input.kind,
     accessScopeId: scope?.id ?? null,
     disabled: false,
+    externalSubject: input.externalSubject ?? null,
   });
 }
 
@@ -61,6 +62,7 @@ export function patchActor(tx: Tx, project: ProjectRecord, actor: ActorRecord, i
     ...actor,
     ...(input.name !== undefined ? { name: input.name } : {}),
     ...(input.disabled !== undefined ? { disabled: input.disabled } : {}),
+    ...(input.externalSubject !== undefined ? { externalSubject: input.externalSubject } : {}),
     accessScopeId,
     updatedAt: tx.now,
   });
