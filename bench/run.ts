@@ -22,7 +22,7 @@ const only = onlyArg ? new Set(onlyArg.slice(7).split(',')) : null;
 const wants = (name: string) => !only || only.has(name);
 
 const settings = quick
-  ? { pairs: 4, durationMs: 2_500, warmupMs: 500, latencyMs: 2_000, rounds: 3, connectClients: 10_000, connectActors: 50, evaluateMs: 4_000, engineMs: 500, revocations: 100 }
+  ? { pairs: 4, durationMs: 2_000, warmupMs: 500, latencyMs: 1_500, rounds: 3, connectClients: 10_000, connectActors: 50, evaluateMs: 3_000, engineMs: 500, revocations: 100 }
   : { pairs: 4, durationMs: 5_000, warmupMs: 1_000, latencyMs: 4_000, rounds: 7, connectClients: 10_000, connectActors: 200, evaluateMs: 10_000, engineMs: 2_000, revocations: 200 };
 
 const roundsArg = process.argv.find((a) => a.startsWith('--rounds='));
