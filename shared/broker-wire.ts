@@ -61,6 +61,13 @@ export const connectResponseSchema = z.discriminatedUnion('decision', [
 ]);
 export type ConnectResponse = z.infer<typeof connectResponseSchema>;
 
+/**
+ * Several CONNECTs in one call: a broker facing a reconnect storm sends the CONNECTs that arrived together in
+ * one request instead of one HTTP round trip each. Answers are in request order.
+ */
+export const connectBatchRequestSchema = z.object({ requests: z.array(connectRequestSchema).min(1).max(1_000) });
+export const connectBatchResponseSchema = z.object({ results: z.array(connectResponseSchema) });
+
 /** Re-decide live sessions: one entry per actor, `null` when the actor may no longer connect at all. */
 export const refreshRequestSchema = z.object({ actorIds: z.array(z.string()).max(10_000) });
 export const refreshResponseSchema = z.object({

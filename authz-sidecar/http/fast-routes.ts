@@ -6,7 +6,7 @@ import type { SidecarContext } from '../routes/context.ts';
 import { awaitFreshness, decideOne } from '../routes/evaluate.ts';
 import { LoginThrottle } from '../credentials/login-throttle.ts';
 import type { TrustedIssuerConfig } from '../credentials/trusted-issuer.ts';
-import { connectDecider } from '../routes/broker.ts';
+import { connectBatchDecider, connectDecider } from '../routes/broker.ts';
 import { authenticateAdmin, bearerOf, safeEqual } from './auth.ts';
 import { schemas } from './schemas.ts';
 import { parse } from './validate.ts';
@@ -16,8 +16,8 @@ const BODY_LIMIT = 1024 * 1024;
 type FastContext = SidecarContext & { metrics: SidecarMetrics; tokenIssuer: string; throttle?: LoginThrottle; trustedIssuer?: TrustedIssuerConfig | null };
 
 /**
- * The two hot routes without Express: `POST /v1/evaluate` (every service calls it on every request) and
- * `POST /v1/broker/connect` (every MQTT CONNECT). Served by the same schemas, the same authentication and the
+ * The hot routes without Express: `POST /v1/evaluate` (every service calls it on every request) and
+ * `POST /v1/broker/connect` and `/connect/batch` (every MQTT CONNECT). Served by the same schemas, the same authentication and the
  * same decision functions (decideOne, connectDecider) as their Express routes, answered in one write:
  * Express's router, body-parser and response helpers cost more than the decision itself (about half of a
  * request's CPU in a profile). Anything but the plain form of the request — a query string (explain), a
@@ -25,6 +25,11 @@ type FastContext = SidecarContext & { metrics: SidecarMetrics; tokenIssuer: stri
  */
 export function fastRoutes(ctx: FastContext): (req: IncomingMessage, res: ServerResponse) => boolean {
   const connect = connectDecider(ctx, { tokenIssuer: ctx.tokenIssuer, throttle: ctx.throttle ?? new LoginThrottle(), trustedIssuer: ctx.trustedIssuer ?? null });
+  const connectBatch = connectBatchDecider(connect);
+  const brokerOnly = (req: IncomingMessage) => {
+    const token = bearerOf(req.headers.authorization);
+    if (!token || !safeEqual(token, ctx.brokerToken)) throw new ScopeGateError('UNAUTHENTICATED', 'The broker API needs Authorization: Bearer <BROKER_TOKEN>.');
+  };
   const routes: Record<string, (req: IncomingMessage, body: Buffer, requestId: string) => Promise<unknown>> = {
     '/v1/evaluate': async (req, raw) => {
       const principal = authenticateAdmin(ctx.replica.model, ctx.adminToken, req.headers.authorization);
@@ -33,9 +38,12 @@ export function fastRoutes(ctx: FastContext): (req: IncomingMessage, res: Server
       return decideOne(ctx, input, false, principal);
     },
     '/v1/broker/connect': async (req, raw, requestId) => {
-      const token = bearerOf(req.headers.authorization);
-      if (!token || !safeEqual(token, ctx.brokerToken)) throw new ScopeGateError('UNAUTHENTICATED', 'The broker API needs Authorization: Bearer <BROKER_TOKEN>.');
+      brokerOnly(req);
       return connect(parseJson(raw), ctx.logger.child({ requestId }));
+    },
+    '/v1/broker/connect/batch': async (req, raw, requestId) => {
+      brokerOnly(req);
+      return connectBatch(parseJson(raw), ctx.logger.child({ requestId }));
     },
   };
   return (req, res) => {

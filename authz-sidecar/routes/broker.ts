@@ -1,6 +1,7 @@
 import { Router, type RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import {
+  connectBatchRequestSchema,
   connectRequestSchema,
   refreshRequestSchema,
   type BrokerChangeEvent,
@@ -54,6 +55,12 @@ export function brokerRoutes(ctx: SidecarContext, options: BrokerRouteOptions): 
   const connect = connectDecider(ctx, { tokenIssuer: options.tokenIssuer, throttle, trustedIssuer: options.trustedIssuer ?? null });
   b.post('/connect', async (req, res) => {
     res.json(await connect(req.body, res.locals.log as Logger));
+  });
+
+  ctx.routes.add({ method: 'post', path: '/broker/connect/batch', tag: 'broker', summary: 'Decide several MQTT CONNECTs at once, answered in order (BROKER_TOKEN)', body: connectBatchRequestSchema });
+  const connectBatch = connectBatchDecider(connect);
+  b.post('/connect/batch', async (req, res) => {
+    res.json(await connectBatch(req.body, res.locals.log as Logger));
   });
 
   ctx.routes.add({ method: 'post', path: '/broker/sessions', tag: 'broker', summary: 'Re-decide live sessions of actors (BROKER_TOKEN)', body: refreshRequestSchema });
@@ -151,4 +158,12 @@ export function connectDecider(ctx: SidecarContext, options: { tokenIssuer: stri
     throttle.succeed(username);
     return { decision: 'allowed', session };
   }
+}
+
+/** Decides a batch of CONNECTs, each exactly as on its own (same checks, same throttle), answered in order. */
+export function connectBatchDecider(connect: (body: unknown, log: Logger) => Promise<ConnectResponse>) {
+  return async (body: unknown, log: Logger): Promise<{ results: ConnectResponse[] }> => {
+    const { requests } = parse(connectBatchRequestSchema, body, 'body');
+    return { results: await Promise.all(requests.map((r) => connect(r, log))) };
+  };
 }
