@@ -133,10 +133,13 @@ export interface ConnectResult {
   bytesPerConnection: number;
   /** CPU of the busiest load generator process during the run (it must not be the bottleneck). */
   loadgenCpuPercent: number;
+  /** CPU time per CONNECT of the broker and (ScopeGate) the sidecar, µs. */
+  brokerCpuUsPerConnect: number;
+  sidecarCpuUsPerConnect: number;
 }
 
 /** Opens `clients` connections at full speed (bounded concurrency), holds them all, measures the broker's memory. */
-export async function runConnect(port: number, brokerPid: number, clients: Credentials[], options: { loadgens: number; concurrency: number }): Promise<ConnectResult> {
+export async function runConnect(port: number, brokerPid: number, clients: Credentials[], options: { loadgens: number; concurrency: number; sidecarPid?: number }): Promise<ConnectResult> {
   const groups: Credentials[][] = Array.from({ length: options.loadgens }, () => []);
   clients.forEach((c, i) => groups[i % options.loadgens]!.push(c));
   const dir = mkdtempSync(join(tmpdir(), 'sg-bench-'));
@@ -148,8 +151,12 @@ export async function runConnect(port: number, brokerPid: number, clients: Crede
   try {
     await Promise.all(procs.map((p) => p.next((l) => l.event === 'ready')));
     const rssBefore = rssOf(brokerPid);
+    const brokerCpu0 = cpuMsOf(brokerPid);
+    const sidecarCpu0 = options.sidecarPid ? cpuMsOf(options.sidecarPid) : 0;
     for (const p of procs) p.send('start');
     const results = await Promise.all(procs.map((p) => p.next((l) => l.event === 'result' || l.event === 'error', 300_000)));
+    const brokerCpuMs = cpuMsOf(brokerPid) - brokerCpu0;
+    const sidecarCpuMs = options.sidecarPid ? cpuMsOf(options.sidecarPid) - sidecarCpu0 : 0;
     for (const r of results) if (r.event === 'error') throw new Error(`loadgen: ${r.message}`);
     // Every connection is still open here: the broker holds them all.
     await new Promise((r) => setTimeout(r, 500));
@@ -170,6 +177,8 @@ export async function runConnect(port: number, brokerPid: number, clients: Crede
       rssAfterBytes: rssAfter,
       bytesPerConnection: connected > 0 ? (rssAfter - rssBefore) / connected : NaN,
       loadgenCpuPercent,
+      brokerCpuUsPerConnect: (brokerCpuMs * 1000) / Math.max(1, connected),
+      sidecarCpuUsPerConnect: (sidecarCpuMs * 1000) / Math.max(1, connected),
     };
   } finally {
     await Promise.all(procs.map((p) => p.stop()));

@@ -19,6 +19,7 @@ export class SidecarUnavailableError extends Error {
 
 type PendingConnect = { request: ConnectRequest; resolve: (r: ConnectResponse) => void; reject: (e: unknown) => void };
 const MAX_CONNECT_BATCH = 200;
+const MAX_CONNECT_CALLS = 4;
 
 function validated<T>(schema: { safeParse(v: unknown): { success: true; data: T } | { success: false } }, value: unknown, what: string): T {
   const result = schema.safeParse(value);
@@ -32,6 +33,7 @@ function validated<T>(schema: { safeParse(v: unknown): { success: true; data: T 
  */
 export class SidecarClient {
   private pendingConnects: PendingConnect[] = [];
+  private connectCallsInFlight = 0;
   private readonly httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 64 });
   private readonly httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 64 });
 
@@ -42,19 +44,26 @@ export class SidecarClient {
   ) {}
 
   /**
-   * Decides a CONNECT. CONNECTs that arrive in the same turn of the event loop (a reconnect storm) go to the
-   * sidecar together, in one batch request: one HTTP round trip instead of one each.
+   * Decides a CONNECT. At most MAX_CONNECT_CALLS calls are in flight; CONNECTs that arrive meanwhile (a
+   * reconnect storm) wait and go together in the next call, as one batch: one HTTP round trip for many.
+   * A CONNECT arriving when the line is free goes at once.
    */
   connect(request: ConnectRequest): Promise<ConnectResponse> {
     return new Promise((resolve, reject) => {
       this.pendingConnects.push({ request, resolve, reject });
-      if (this.pendingConnects.length === 1) setImmediate(() => this.flushConnects());
+      this.flushConnects();
     });
   }
 
   private flushConnects(): void {
-    const batch = this.pendingConnects.splice(0, this.pendingConnects.length);
-    for (let i = 0; i < batch.length; i += MAX_CONNECT_BATCH) void this.sendConnects(batch.slice(i, i + MAX_CONNECT_BATCH));
+    while (this.connectCallsInFlight < MAX_CONNECT_CALLS && this.pendingConnects.length > 0) {
+      const batch = this.pendingConnects.splice(0, MAX_CONNECT_BATCH);
+      this.connectCallsInFlight++;
+      void this.sendConnects(batch).finally(() => {
+        this.connectCallsInFlight--;
+        this.flushConnects();
+      });
+    }
   }
 
   private async sendConnects(batch: PendingConnect[]): Promise<void> {

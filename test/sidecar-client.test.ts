@@ -29,7 +29,7 @@ beforeAll(async () => {
 afterAll(() => sidecar?.close());
 
 describe('SidecarClient.connect', () => {
-  it('decides CONNECTs that arrive together in one batch, each as on its own, in order', async () => {
+  it('decides CONNECTs that arrive together in few calls, each as on its own, in order', async () => {
     const sg = new ScopeGateClient({ baseUrl: url, token: 'sc-admin-token-0123456789' });
     const { api } = await createProject(sg, 'batch');
     const scope = await api.scopes.create({ slug: 'acme', name: 'Acme' });
@@ -46,10 +46,11 @@ describe('SidecarClient.connect', () => {
       if (i % 2 === 0) expect(a).toMatchObject({ decision: 'allowed', session: { actorId: actors[i / 2]!.actorId, namespace: 'acme' } });
       else expect(a).toMatchObject({ decision: 'denied', reason: 'bad_credentials' });
     });
-    // One request id for the lot: they went as one batch.
+    // Far fewer calls than CONNECTs: the first few go at once (the line is free), the rest wait and go as
+    // one batch (one request id per call).
     const decided = lines.slice(before).filter((l) => l.msg === 'mqtt connect decision');
     expect(decided).toHaveLength(20);
-    expect(new Set(decided.map((l) => l.requestId)).size).toBe(1);
+    expect(new Set(decided.map((l) => l.requestId)).size).toBeLessThanOrEqual(5);
     client.close();
   });
 
