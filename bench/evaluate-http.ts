@@ -16,32 +16,37 @@ export interface HttpEvaluateResult {
   loadCpuPercent: number;
 }
 
-/**
- * `POST /v1/evaluate` over real HTTP against a sidecar process holding `actors` actors, from a separate
- * load process with `concurrency` keep-alive requests in flight.
- */
-export async function runEvaluateHttp(actors: number, options: { concurrency: number; durationMs: number; warmupMs: number }): Promise<HttpEvaluateResult> {
+/** A sidecar process holding `actors` actors (bench/scale-sidecar.ts), ready for evaluate load. */
+export async function startScaleSidecar(actors: number) {
   const profile = process.argv.includes('--profile') ? ['--cpu-prof', `--cpu-prof-dir=${join(root, 'bench', 'profiles', 'sidecar')}`] : [];
   const sidecar = spawnJson('bench/scale-sidecar.ts', {}, [String(actors)], profile);
+  const info = await sidecar.next((l) => typeof l.url === 'string', 300_000);
+  return { actors, info, pid: sidecar.child.pid!, stop: () => sidecar.stop() };
+}
+
+/**
+ * `POST /v1/evaluate` over real HTTP against a sidecar process, from a separate load process with
+ * `concurrency` keep-alive requests in flight.
+ */
+export async function loadEvaluate(target: Awaited<ReturnType<typeof startScaleSidecar>>, options: { concurrency: number; durationMs: number; warmupMs: number }): Promise<HttpEvaluateResult> {
   const dir = mkdtempSync(join(tmpdir(), 'sg-eval-'));
   try {
-    const info = await sidecar.next((l) => typeof l.url === 'string', 300_000);
     const file = join(dir, 'config.json');
-    writeFileSync(file, JSON.stringify({ url: info.url, token: info.token, bodies: info.bodies, ...options }));
+    writeFileSync(file, JSON.stringify({ url: target.info.url, token: target.info.token, bodies: target.info.bodies, ...options }));
     const load = spawnJson('bench/evaluate-load.ts', { LOADGEN_CONFIG_FILE: file });
     const answer = load.next((l) => typeof l.count === 'number', options.durationMs + options.warmupMs + 60_000);
     await sleep(options.warmupMs);
-    const cpu0 = cpuMsOf(sidecar.child.pid!);
+    const cpu0 = cpuMsOf(target.pid);
     const loadCpu0 = cpuMsOf(load.child.pid!);
     const wall0 = Date.now();
     await sleep(options.durationMs - 100);
-    const sidecarCpuPercent = ((cpuMsOf(sidecar.child.pid!) - cpu0) / (Date.now() - wall0)) * 100;
+    const sidecarCpuPercent = ((cpuMsOf(target.pid) - cpu0) / (Date.now() - wall0)) * 100;
     const loadCpuPercent = ((cpuMsOf(load.child.pid!) - loadCpu0) / (Date.now() - wall0)) * 100;
     const r = await answer;
     await load.stop();
     const latencies = r.latencies as number[];
     return {
-      actors,
+      actors: target.actors,
       concurrency: options.concurrency,
       decisionsPerSecond: (r.count as number) / (r.seconds as number),
       errors: r.errors as number,
@@ -52,7 +57,16 @@ export async function runEvaluateHttp(actors: number, options: { concurrency: nu
       loadCpuPercent,
     };
   } finally {
-    await sidecar.stop();
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** One sidecar with `actors` actors, one load run against it. */
+export async function runEvaluateHttp(actors: number, options: { concurrency: number; durationMs: number; warmupMs: number }): Promise<HttpEvaluateResult> {
+  const target = await startScaleSidecar(actors);
+  try {
+    return await loadEvaluate(target, options);
+  } finally {
+    await target.stop();
   }
 }
