@@ -1,3 +1,5 @@
+import { ConfigError, logLevelFrom, portFrom } from '../shared/config.ts';
+
 /**
  * The sidecar's configuration: the only reader of process.env. Validated once at start, every problem
  * reported together, then frozen.
@@ -17,26 +19,17 @@ export interface SidecarConfig {
   tokenIssuer: string;
 }
 
-export class ConfigError extends Error {
-  constructor(readonly problems: string[]) {
-    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
-    this.name = 'ConfigError';
-  }
-}
-
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 export function loadSidecarConfig(env: NodeJS.ProcessEnv = process.env): Readonly<SidecarConfig> {
   const problems: string[] = [];
-  const port = parsePort(env.SIDECAR_PORT, 8080, 'SIDECAR_PORT', problems);
+  const port = portFrom(env.SIDECAR_PORT, 8080, 'SIDECAR_PORT', problems);
   const redisUrl = env.REDIS_URL?.trim() || null;
   if (redisUrl && !/^rediss?:\/\//.test(redisUrl)) problems.push(`REDIS_URL must start with redis:// or rediss:// (got '${redisUrl.slice(0, 40)}')`);
   const adminToken = env.AUTHZ_ADMIN_TOKEN?.trim() || null;
   if (adminToken && adminToken.length < 16) problems.push('AUTHZ_ADMIN_TOKEN must be at least 16 characters (or unset it to get a generated one)');
   const brokerToken = env.BROKER_TOKEN?.trim() || null;
   if (brokerToken && brokerToken.length < 16) problems.push('BROKER_TOKEN must be at least 16 characters');
-  const logLevel = env.LOG_LEVEL?.trim() || 'info';
-  if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
+  const logLevel = logLevelFrom(env.LOG_LEVEL, problems);
   let trustedIssuer: SidecarConfig['trustedIssuer'] = null;
   if (env.TRUSTED_JWT_ISSUER || env.TRUSTED_JWKS_URL) {
     if (!env.TRUSTED_JWT_ISSUER || !env.TRUSTED_JWKS_URL) problems.push('TRUSTED_JWT_ISSUER and TRUSTED_JWKS_URL must be set together');
@@ -54,14 +47,4 @@ export function loadSidecarConfig(env: NodeJS.ProcessEnv = process.env): Readonl
     trustedIssuer,
     tokenIssuer: env.TOKEN_ISSUER?.trim() || 'scopegate',
   });
-}
-
-export function parsePort(value: string | undefined, fallback: number, name: string, problems: string[]): number {
-  if (value === undefined || value.trim() === '') return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) {
-    problems.push(`${name} must be a port number 0–65535 (got '${value.slice(0, 20)}')`);
-    return fallback;
-  }
-  return n;
 }

@@ -1,5 +1,6 @@
 import pino from 'pino';
-import { ConfigError, loadSidecarConfig } from './config.ts';
+import { runIfEntry } from '../shared/process-entry.ts';
+import { loadSidecarConfig } from './config.ts';
 import { createSidecar } from './sidecar.ts';
 import { MemoryPolicyStore } from './store/memory-policy-store.ts';
 import type { PolicyStore } from './store/policy-store.ts';
@@ -53,23 +54,4 @@ function redactUrl(url: string): string {
   return url.replace(/\/\/[^@/]*@/, '//***@');
 }
 
-const isEntry = process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href;
-if (isEntry) {
-  main().then(
-    (running) => {
-      const stop = (signal: string) => {
-        process.stderr.write(`authz-sidecar: ${signal}, shutting down\n`);
-        running.close().then(
-          () => process.exit(0),
-          () => process.exit(1),
-        );
-      };
-      process.once('SIGTERM', () => stop('SIGTERM'));
-      process.once('SIGINT', () => stop('SIGINT'));
-    },
-    (err: unknown) => {
-      process.stderr.write(`${err instanceof ConfigError ? err.message : `authz-sidecar failed to start: ${String((err as Error)?.stack ?? err)}`}\n`);
-      process.exit(1);
-    },
-  );
-}
+runIfEntry(import.meta.url, 'authz-sidecar', main);

@@ -15,7 +15,6 @@ export interface SessionState {
   readonly publishDecisions: DecisionCache<string | Refusal>;
   /** Internal topic → the topic in this session's view, or null (not shown); bounded like the above. */
   readonly forwardDecisions: DecisionCache<string | null>;
-  readonly cacheSize: number;
   /** Room a topic name must leave below the limits so it also fits the project-level view. */
   readonly reserve: TopicReserve;
 }
@@ -32,7 +31,6 @@ export function sessionStateFor(grant: SessionGrant, cacheSize: number): Session
     apps: new Map(grant.apps.map((a) => [a.slug, a])),
     publishDecisions: undefined as unknown as SessionState['publishDecisions'],
     forwardDecisions: undefined as unknown as SessionState['forwardDecisions'],
-    cacheSize,
     reserve: reserveFor({ mount: grant.mount, namespace: grant.namespace }),
   };
   state.publishDecisions = new DecisionCache(cacheSize, (topic) => decideTopic(state, topic, 'name'));

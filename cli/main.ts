@@ -345,45 +345,11 @@ const commands: Command[] = [
   entityUpdate('workspace', (ctx) => ctx.client.workspaces),
   ...readCommands('workspace', 'workspace', 'workspace', (ctx) => ctx.client.workspaces, { tenant: { field: 'tenantId', help: 'only this tenant' } }),
 
-  {
-    name: 'project create',
-    summary: 'create a project in a workspace',
-    options: {
-      tenant: { type: 'string', value: '<tenant-id>', help: "tenant id (default: the workspace's)", required: true },
-      workspace: { type: 'string', value: '<workspace-id>', help: 'workspace id', required: true },
-      name: OPT.name,
-      slug: OPT.slug,
-      'external-id': OPT.externalId,
-    },
-    async run(ctx) {
-      const workspaceId = str(ctx, 'workspace');
-      let tenantId = str(ctx, 'tenant');
-      if (tenantId === undefined && workspaceId) tenantId = (await ctx.client.workspaces.get(workspaceId)).tenantId ?? undefined;
-      const body = { tenantId, workspaceId, name: str(ctx, 'name'), slug: str(ctx, 'slug'), externalId: nullable(str(ctx, 'external-id')) };
-      showOne(ctx, 'project', await ctx.client.projects.create(body as Input<'projectCreate'>));
-    },
-  },
+  childEntityCreate('project', 'workspace', 'workspaceId', (ctx, id) => ctx.client.workspaces.get(id), (ctx, body) => ctx.client.projects.create(body as Input<'projectCreate'>)),
   entityUpdate('project', (ctx) => ctx.client.projects),
   ...readCommands('project', 'project', 'project', (ctx) => ctx.client.projects, { tenant: { field: 'tenantId', help: 'only this tenant' }, workspace: { field: 'workspaceId', help: 'only this workspace' } }),
 
-  {
-    name: 'environment create',
-    summary: 'create an environment in a project',
-    options: {
-      tenant: { type: 'string', value: '<tenant-id>', help: "tenant id (default: the project's)", required: true },
-      project: { type: 'string', value: '<project-id>', help: 'project id', required: true },
-      name: OPT.name,
-      slug: OPT.slug,
-      'external-id': OPT.externalId,
-    },
-    async run(ctx) {
-      const projectId = str(ctx, 'project');
-      let tenantId = str(ctx, 'tenant');
-      if (tenantId === undefined && projectId) tenantId = (await ctx.client.projects.get(projectId)).tenantId ?? undefined;
-      const body = { tenantId, projectId, name: str(ctx, 'name'), slug: str(ctx, 'slug'), externalId: nullable(str(ctx, 'external-id')) };
-      showOne(ctx, 'environment', await ctx.client.environments.create(body as Input<'environmentCreate'>));
-    },
-  },
+  childEntityCreate('environment', 'project', 'projectId', (ctx, id) => ctx.client.projects.get(id), (ctx, body) => ctx.client.environments.create(body as Input<'environmentCreate'>)),
   entityUpdate('environment', (ctx) => ctx.client.environments),
   ...readCommands('environment', 'environment', 'environment', (ctx) => ctx.client.environments, { tenant: { field: 'tenantId', help: 'only this tenant' }, project: { field: 'projectId', help: 'only this project' } }),
 
@@ -781,6 +747,37 @@ function entityUpdate(group: 'workspace' | 'project' | 'environment', resource: 
     async run(ctx) {
       const body = { name: str(ctx, 'name'), externalId: nullable(str(ctx, 'external-id')) };
       showOne(ctx, group, await resource(ctx).update(idArg(ctx), body as Input<'entityPatch'>));
+    },
+  };
+}
+
+/**
+ * `project create` / `environment create`: an entity created under a parent (workspace / project); the tenant
+ * defaults to the parent's.
+ */
+function childEntityCreate(
+  kind: 'project' | 'environment',
+  parent: 'workspace' | 'project',
+  parentField: 'workspaceId' | 'projectId',
+  getParent: (ctx: Ctx, id: string) => Promise<{ tenantId: string | null }>,
+  create: (ctx: Ctx, body: Record<string, unknown>) => Promise<Record<string, unknown>>,
+): Command {
+  return {
+    name: `${kind} create`,
+    summary: `create a${kind === 'environment' ? 'n' : ''} ${kind} in a ${parent}`,
+    options: {
+      tenant: { type: 'string', value: '<tenant-id>', help: `tenant id (default: the ${parent}'s)`, required: true },
+      [parent]: { type: 'string', value: `<${parent}-id>`, help: `${parent} id`, required: true },
+      name: OPT.name,
+      slug: OPT.slug,
+      'external-id': OPT.externalId,
+    },
+    async run(ctx) {
+      const parentId = str(ctx, parent);
+      let tenantId = str(ctx, 'tenant');
+      if (tenantId === undefined && parentId) tenantId = (await getParent(ctx, parentId)).tenantId ?? undefined;
+      const body = { tenantId, [parentField]: parentId, name: str(ctx, 'name'), slug: str(ctx, 'slug'), externalId: nullable(str(ctx, 'external-id')) };
+      showOne(ctx, kind, await create(ctx, body));
     },
   };
 }

@@ -2,8 +2,6 @@
  * Operators' view: structured logs (a request id on every sidecar line about a request; client id, actor
  * and scope on every broker decision line) and Prometheus metrics on both processes.
  */
-import { Writable } from 'node:stream';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadBrokerConfig } from '../broker/config.ts';
 import { startBroker, type RunningBroker } from '../broker/server.ts';
@@ -11,21 +9,11 @@ import { createSidecar } from '../authz-sidecar/sidecar.ts';
 import { MemoryPolicyStore } from '../authz-sidecar/store/memory-policy-store.ts';
 import { ScopeGateClient } from '../client/index.ts';
 import { connect, connackCode } from './helpers/mqtt.ts';
+import { captureLogs } from './helpers/log-capture.ts';
 import { createActor, createProject } from './helpers/system.ts';
 
-function memoryLogger(level = 'debug') {
-  const lines: Array<Record<string, unknown>> = [];
-  const stream = new Writable({
-    write(chunk, _enc, done) {
-      for (const text of String(chunk).split('\n')) if (text) lines.push(JSON.parse(text) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { logger: pino({ level }, stream), lines };
-}
-
-const sidecarLog = memoryLogger();
-const brokerLog = memoryLogger();
+const sidecarLog = captureLogs();
+const brokerLog = captureLogs();
 let sidecar: Awaited<ReturnType<typeof createSidecar>>;
 let broker: RunningBroker;
 let url: string;

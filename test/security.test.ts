@@ -7,13 +7,12 @@
  *  (e) every admin write in the audit log with who, what, when, before/after;
  *  (f) an API key limited to one tenant can neither read nor change another tenant.
  */
-import { Writable } from 'node:stream';
 import { SignJWT, UnsecuredJWT, base64url, decodeProtectedHeader, exportJWK, exportSPKI, generateKeyPair, importJWK, type JWK } from 'jose';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LoginThrottle } from '../authz-sidecar/credentials/login-throttle.ts';
 import { createSidecar, type Sidecar, type SidecarOptions } from '../authz-sidecar/sidecar.ts';
 import { MemoryPolicyStore } from '../authz-sidecar/store/memory-policy-store.ts';
+import { captureLogs } from './helpers/log-capture.ts';
 
 const ADMIN = 'sec-admin-token-0123456789abcdef';
 const BROKER = 'sec-broker-token-0123456789abcdef';
@@ -397,14 +396,8 @@ describe('(c) throttling of failed MQTT logins', () => {
 // ---------------------------------------------------------------------------------------------------------
 describe('(d) no secret in any log line', () => {
   it('admin writes, tokens, secrets, API keys, connects and failed logins leave no credential in the logs', async () => {
-    const lines: string[] = [];
-    const sink = new Writable({
-      write(chunk, _enc, cb) {
-        lines.push(...String(chunk).split('\n').filter(Boolean));
-        cb();
-      },
-    });
-    const h = await start({ logger: pino({ level: 'trace' }, sink), throttle: new LoginThrottle({ freeAttempts: 3 }) });
+    const { logger, raw: lines } = captureLogs('trace');
+    const h = await start({ logger, throttle: new LoginThrottle({ freeAttempts: 3 }) });
     try {
       const secrets: string[] = [ADMIN, BROKER];
       const org = await onboard(h, 'log-org');

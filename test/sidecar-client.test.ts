@@ -2,28 +2,21 @@
  * The broker's client of the sidecar: CONNECTs that arrive together are decided in one batch request, each
  * answered exactly as on its own and in its own order; a sidecar that is gone is SidecarUnavailableError.
  */
-import { Writable } from 'node:stream';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SidecarClient, SidecarUnavailableError } from '../broker/sidecar-client.ts';
 import { LoginThrottle } from '../authz-sidecar/credentials/login-throttle.ts';
 import { createSidecar } from '../authz-sidecar/sidecar.ts';
 import { MemoryPolicyStore } from '../authz-sidecar/store/memory-policy-store.ts';
 import { ScopeGateClient } from '../client/index.ts';
+import { captureLogs } from './helpers/log-capture.ts';
 import { createActor, createProject } from './helpers/system.ts';
 
-const lines: Array<Record<string, unknown>> = [];
-const stream = new Writable({
-  write(chunk, _e, done) {
-    for (const t of String(chunk).split('\n')) if (t) lines.push(JSON.parse(t) as Record<string, unknown>);
-    done();
-  },
-});
+const { logger, lines } = captureLogs('info');
 let sidecar: Awaited<ReturnType<typeof createSidecar>>;
 let url: string;
 
 beforeAll(async () => {
-  sidecar = await createSidecar({ store: new MemoryPolicyStore(), adminToken: 'sc-admin-token-0123456789', brokerToken: 'sc-broker-token-0123456789', logger: pino({ level: 'info' }, stream), throttle: new LoginThrottle({ freeAttempts: 1_000 }) });
+  sidecar = await createSidecar({ store: new MemoryPolicyStore(), adminToken: 'sc-admin-token-0123456789', brokerToken: 'sc-broker-token-0123456789', logger, throttle: new LoginThrottle({ freeAttempts: 1_000 }) });
   url = `http://127.0.0.1:${await sidecar.listen(0)}`;
 });
 afterAll(() => sidecar?.close());

@@ -43,6 +43,12 @@ export function bearerOf(header: string | undefined): string | undefined {
   return m?.[1];
 }
 
+/** The broker-facing API: only the broker, with `Authorization: Bearer <BROKER_TOKEN>`. */
+export function authenticateBroker(brokerToken: string, header: string | undefined): void {
+  const token = bearerOf(header);
+  if (!token || !safeEqual(token, brokerToken)) throw new ScopeGateError('UNAUTHENTICATED', 'The broker API needs Authorization: Bearer <BROKER_TOKEN>.');
+}
+
 export function authenticateAdmin(model: PolicyModel, adminToken: string, header: string | undefined): Principal {
   const token = bearerOf(header);
   if (!token) throw new ScopeGateError('UNAUTHENTICATED', 'Send Authorization: Bearer <admin token or API key>.');

@@ -7,7 +7,7 @@ import { awaitFreshness, decideOne } from '../routes/evaluate.ts';
 import { LoginThrottle } from '../credentials/login-throttle.ts';
 import type { TrustedIssuerConfig } from '../credentials/trusted-issuer.ts';
 import { connectBatchDecider, connectDecider } from '../routes/broker.ts';
-import { authenticateAdmin, bearerOf, safeEqual } from './auth.ts';
+import { authenticateAdmin, authenticateBroker } from './auth.ts';
 import { schemas } from './schemas.ts';
 import { parse } from './validate.ts';
 
@@ -26,10 +26,7 @@ type FastContext = SidecarContext & { metrics: SidecarMetrics; tokenIssuer: stri
 export function fastRoutes(ctx: FastContext): (req: IncomingMessage, res: ServerResponse) => boolean {
   const connect = connectDecider(ctx, { tokenIssuer: ctx.tokenIssuer, throttle: ctx.throttle ?? new LoginThrottle(), trustedIssuer: ctx.trustedIssuer ?? null });
   const connectBatch = connectBatchDecider(connect);
-  const brokerOnly = (req: IncomingMessage) => {
-    const token = bearerOf(req.headers.authorization);
-    if (!token || !safeEqual(token, ctx.brokerToken)) throw new ScopeGateError('UNAUTHENTICATED', 'The broker API needs Authorization: Bearer <BROKER_TOKEN>.');
-  };
+  const brokerOnly = (req: IncomingMessage) => authenticateBroker(ctx.brokerToken, req.headers.authorization);
   const routes: Record<string, (req: IncomingMessage, body: Buffer, requestId: string) => Promise<unknown>> = {
     '/v1/evaluate': async (req, raw) => {
       const principal = authenticateAdmin(ctx.replica.model, ctx.adminToken, req.headers.authorization);
@@ -71,7 +68,7 @@ export function fastRoutes(ctx: FastContext): (req: IncomingMessage, res: Server
     req.on('error', () => res.destroy());
     req.on('end', () => {
       if (refused) return;
-      void handle(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)).then(
+      void route(req, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), requestId).then(
         (body) => answer(res, requestId, body),
         (err: unknown) => {
           if (!isScopeGateError(err)) ctx.logger.error({ err, requestId }, 'unexpected error');
@@ -80,10 +77,6 @@ export function fastRoutes(ctx: FastContext): (req: IncomingMessage, res: Server
       );
     });
     return true;
-
-    function handle(raw: Buffer): Promise<unknown> {
-      return route!(req, raw, requestId);
-    }
   };
 
   function parseJson(raw: Buffer): unknown {

@@ -8,13 +8,12 @@ import {
   type ConnectResponse,
   type SessionGrant,
 } from '../../shared/broker-wire.ts';
-import { ScopeGateError } from '../../shared/errors.ts';
 import { LoginThrottle } from '../credentials/login-throttle.ts';
 import { kidOf, trustedIssuerVerifier, type TrustedIssuerConfig } from '../credentials/trusted-issuer.ts';
 import { prefixOf, verifySecret } from '../credentials/secrets.ts';
 import { jwks, verifyActorToken } from '../credentials/signing-keys.ts';
 import { sessionGrantFor } from '../engine/session-grant.ts';
-import { bearerOf, safeEqual } from '../http/auth.ts';
+import { authenticateBroker } from '../http/auth.ts';
 import { parse } from '../http/validate.ts';
 import type { ChangeEvent } from '../store/policy-store.ts';
 import type { SidecarContext } from './context.ts';
@@ -44,8 +43,7 @@ export function brokerRoutes(ctx: SidecarContext, options: BrokerRouteOptions): 
   });
 
   const brokerAuth: RequestHandler = (req, _res, next) => {
-    const token = bearerOf(req.headers.authorization);
-    if (!token || !safeEqual(token, ctx.brokerToken)) throw new ScopeGateError('UNAUTHENTICATED', 'The broker API needs Authorization: Bearer <BROKER_TOKEN>.');
+    authenticateBroker(ctx.brokerToken, req.headers.authorization);
     next();
   };
   const b = Router();
