@@ -1,7 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import express, { type ErrorRequestHandler, type RequestHandler } from 'express';
-import { ScopeGateError, isScopeGateError } from '../shared/errors.ts';
+import { ScopeGateError } from '../shared/errors.ts';
+import { sendError } from '../shared/http-error.ts';
 import { authenticateAdmin } from './http/auth.ts';
+import type { DecisionAnswers } from './http/decision-answers.ts';
+import { toClientError } from './http/error-response.ts';
 import { buildOpenApi } from './http/openapi.ts';
 import type { SidecarMetrics } from './metrics.ts';
 import type { SidecarContext } from './routes/context.ts';
@@ -9,14 +12,12 @@ import { evaluateRoutes } from './routes/evaluate.ts';
 import { managementRoutes } from './routes/management.ts';
 import { brokerRoutes } from './routes/broker.ts';
 import { messagingRoutes } from './routes/messaging.ts';
-import type { LoginThrottle } from './credentials/login-throttle.ts';
-import type { TrustedIssuerConfig } from './credentials/trusted-issuer.ts';
 
 export interface AppDeps extends SidecarContext {
   metrics: SidecarMetrics;
   tokenIssuer: string;
-  trustedIssuer?: TrustedIssuerConfig | null;
-  throttle?: LoginThrottle;
+  /** The decision routes' answers, shared with the fast path in front of Express. */
+  answers: DecisionAnswers;
   heartbeatMs?: number;
 }
 
@@ -63,7 +64,7 @@ export function createApp(deps: AppDeps): express.Express {
       await deps.store.ping();
       res.json({ status: 'ready', revision: deps.replica.seq });
     } catch {
-      res.status(503).json(new ScopeGateError('STORE_UNAVAILABLE').toBody());
+      sendError(res, 'STORE_UNAVAILABLE');
     }
   });
   app.get('/metrics', async (_req, res) => {
@@ -82,7 +83,7 @@ export function createApp(deps: AppDeps): express.Express {
   });
 
   // The broker API and the JWKS authenticate on their own (BROKER_TOKEN / public), before the admin check.
-  app.use(brokerRoutes(deps, { tokenIssuer: deps.tokenIssuer, trustedIssuer: deps.trustedIssuer ?? null, ...(deps.throttle ? { throttle: deps.throttle } : {}), ...(deps.heartbeatMs ? { heartbeatMs: deps.heartbeatMs } : {}) }));
+  app.use(brokerRoutes(deps, { answers: deps.answers, ...(deps.heartbeatMs ? { heartbeatMs: deps.heartbeatMs } : {}) }));
 
   const v1 = express.Router();
   v1.use(((_req, res, next) => {
@@ -90,7 +91,7 @@ export function createApp(deps: AppDeps): express.Express {
     next();
   }) as RequestHandler);
   // Evaluate first: it is the hot route, and Express tries routes in order.
-  v1.use(evaluateRoutes(deps));
+  v1.use(evaluateRoutes(deps, deps.answers));
   v1.use(managementRoutes(deps));
   v1.use(messagingRoutes(deps, deps.tokenIssuer));
   app.use('/v1', v1);
@@ -100,34 +101,10 @@ export function createApp(deps: AppDeps): express.Express {
   }) as RequestHandler);
 
   app.use(((err, _req, res, _next) => {
-    const log = (res.locals.log as typeof deps.logger | undefined) ?? deps.logger;
-    let error: ScopeGateError;
-    if (isScopeGateError(err)) error = err;
-    else if (isClientError(err)) {
-      // body-parser's errors (type set), and those of the router and zlib (status 4xx, no type): a URL path
-      // that is not valid percent-encoding, a body whose content-encoding does not decode.
-      error =
-        err.type === 'entity.too.large'
-          ? new ScopeGateError('PAYLOAD_TOO_LARGE')
-          : err.type === 'entity.parse.failed'
-            ? new ScopeGateError('INVALID_JSON')
-            : err instanceof URIError
-              ? new ScopeGateError('BAD_REQUEST', 'The URL is not valid percent-encoding.')
-              : new ScopeGateError('BAD_REQUEST', 'The request body could not be read.');
-    } else {
-      log.error({ err }, 'unexpected error');
-      error = new ScopeGateError('INTERNAL');
-    }
+    const error = toClientError(err, (res.locals.log as typeof deps.logger | undefined) ?? deps.logger);
     if (error.code === 'STORE_UNAVAILABLE') deps.metrics.storeErrors.inc();
-    res.status(error.status).json(error.toBody());
+    sendError(res, error);
   }) as ErrorRequestHandler);
 
   return app;
-}
-
-/** An error the HTTP layer raised while reading the request: body-parser's (typed), or the router's or zlib's (4xx). */
-function isClientError(e: unknown): e is { type?: string; status: number } {
-  if (typeof e !== 'object' || e === null) return false;
-  const { status, type } = e as { status?: unknown; type?: unknown };
-  return typeof status === 'number' && (typeof type === 'string' || (status >= 400 && status < 500));
 }

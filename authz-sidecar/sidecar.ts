@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import pino, { type Logger } from 'pino';
 import { ScopeGateError } from '../shared/errors.ts';
 import { createApp } from './app.ts';
+import { createDecisionAnswers } from './http/decision-answers.ts';
 import { fastRoutes } from './http/fast-routes.ts';
 import { createSidecarMetrics } from './metrics.ts';
 import { PolicyReplica } from './model/replica.ts';
@@ -62,11 +63,17 @@ export async function createSidecar(options: SidecarOptions) {
     metrics,
     tokenIssuer: options.tokenIssuer ?? 'scopegate',
     trustedIssuer: options.trustedIssuer ?? null,
-    // One throttle for both ways a CONNECT is decided (the Express route and the fast path).
-    throttle: options.throttle ?? new LoginThrottle(),
     ...(options.heartbeatMs ? { heartbeatMs: options.heartbeatMs } : {}),
   };
-  const app = createApp(ctx);
+  const answers = createDecisionAnswers({
+    replica,
+    clock,
+    tokenIssuer: ctx.tokenIssuer,
+    trustedIssuer: ctx.trustedIssuer,
+    // One throttle for both ways a CONNECT is decided (the Express route and the fast path).
+    throttle: options.throttle ?? new LoginThrottle(),
+  });
+  const app = createApp({ ...ctx, answers });
 
   let server: Server | undefined;
   return {
@@ -74,7 +81,7 @@ export async function createSidecar(options: SidecarOptions) {
     app,
     /** Listens on `port` (0 = ephemeral) and resolves with the port chosen. */
     async listen(port: number, host = '127.0.0.1'): Promise<number> {
-      const fast = fastRoutes(ctx);
+      const fast = fastRoutes({ ...ctx, answers });
       server = createServer((req, res) => {
         if (!fast(req, res)) app(req, res);
       });

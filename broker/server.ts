@@ -4,6 +4,7 @@ import { Aedes, type AedesOptions } from 'aedes';
 import type { Redis } from 'ioredis';
 import pino, { type Logger } from 'pino';
 import { WebSocketServer, createWebSocketStream } from 'ws';
+import { sendError } from '../shared/http-error.ts';
 import type { BrokerConfig } from './config.ts';
 import type { BrokerContext } from './context.ts';
 import { authorizeForward } from './hooks/authorize-forward.ts';
@@ -105,7 +106,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
         for (const [tenant, n] of registry.countsByTenant()) metrics.connectedClients.labels(tenant).set(n);
         metrics.registry.metrics().then(
           (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
-          () => res.writeHead(500).end(),
+          () => sendError(res, 'INTERNAL'),
         );
       } else if (req.url === '/healthz') {
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok' }));
@@ -113,7 +114,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
         const up = live.isUp;
         res.writeHead(up ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: up ? 'ready' : 'change feed down', clients: registry.size }));
       } else {
-        res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'ROUTE_NOT_FOUND', message: 'No such route.', details: [] } }));
+        sendError(res, 'ROUTE_NOT_FOUND');
       }
     });
     metricsPort = await listen(metricsServer, metricsPortWanted, config.host);

@@ -74,7 +74,12 @@ export class SidecarClient {
       }
       const { results } = validated(connectBatchResponseSchema, await this.post('/v1/broker/connect/batch', { requests: batch.map((p) => p.request) }), 'connect batch');
       if (results.length !== batch.length) throw new SidecarUnavailableError('connect batch: wrong number of answers');
-      batch.forEach((p, i) => p.resolve(results[i]!));
+      // An entry the sidecar failed to decide fails that CONNECT alone (CONNACK 3), not its neighbours.
+      batch.forEach((p, i) => {
+        const r = results[i]!;
+        if ('error' in r) p.reject(new SidecarUnavailableError(`connect batch entry ${i}: ${r.error.code} ${r.error.message.slice(0, 200)}`));
+        else p.resolve(r);
+      });
     } catch (err) {
       for (const p of batch) p.reject(err);
     }

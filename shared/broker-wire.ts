@@ -66,7 +66,14 @@ export type ConnectResponse = z.infer<typeof connectResponseSchema>;
  * one request instead of one HTTP round trip each. Answers are in request order.
  */
 export const connectBatchRequestSchema = z.object({ requests: z.array(connectRequestSchema).min(1).max(1_000) });
-export const connectBatchResponseSchema = z.object({ results: z.array(connectResponseSchema) });
+/**
+ * An entry of a batch answer: the decision, or — when deciding that one CONNECT failed on the sidecar — an
+ * error in SPEC §3's shape, which the broker treats as "sidecar unavailable" for that client only.
+ */
+export const connectBatchErrorSchema = z.object({ error: z.object({ code: z.string(), message: z.string() }).loose() });
+export const connectBatchResultSchema = z.union([connectResponseSchema, connectBatchErrorSchema]);
+export type ConnectBatchResult = z.infer<typeof connectBatchResultSchema>;
+export const connectBatchResponseSchema = z.object({ results: z.array(connectBatchResultSchema) });
 
 /** Re-decide live sessions: one entry per actor, `null` when the actor may no longer connect at all. */
 export const refreshRequestSchema = z.object({ actorIds: z.array(z.string()).max(10_000) });

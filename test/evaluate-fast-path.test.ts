@@ -1,12 +1,16 @@
 /**
- * `POST /v1/evaluate` is served by a handler in front of Express (authz-sidecar/http/fast-evaluate.ts);
- * anything with a query string still goes through the Express route. Both must answer alike.
+ * `POST /v1/evaluate` and `POST /v1/broker/connect` are served by a handler in front of Express
+ * (authz-sidecar/http/fast-routes.ts); anything with a query string still goes through the Express route.
+ * Both must answer alike.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ScopeGateClient } from '../client/index.ts';
 import { startSidecar, type TestSidecar } from './helpers/sidecar.ts';
+import { createActor, createProject } from './helpers/system.ts';
 
 let s: TestSidecar;
 let body: Record<string, unknown>;
+let actor: { actorId: string; token: string };
 beforeAll(async () => {
   s = await startSidecar();
   const tenant = await s.ok('POST', '/v1/tenants', { name: 'Fast', slug: 'fast', kind: 'standard' });
@@ -17,6 +21,10 @@ beforeAll(async () => {
   const m = await s.ok('POST', '/v1/memberships', { subjectId: user.subjectId, scopeId: tenant.scopeId });
   await s.ok('POST', '/v1/role-assignments', { roleId: role.id, membershipId: m.id });
   body = { actor: { subjectId: user.subjectId, subjectType: 'user' }, scopeId: tenant.scopeId, action: 'read', resource: { resourceType: 'doc' } };
+  const { api } = await createProject(new ScopeGateClient({ baseUrl: s.url, token: s.adminToken }), 'fast-mqtt');
+  const scope = await api.scopes.create({ slug: 'acme', name: 'Acme' });
+  const app = await api.apps.create({ slug: 'my-app', name: 'My App', mode: 'open' });
+  actor = await createActor(api, 'device', scope.accessScopeId, [app.appId]);
 });
 afterAll(() => s?.close());
 
@@ -53,5 +61,40 @@ describe('fast evaluate path and the Express route', () => {
     const [fast, express] = await both(huge);
     expect([fast.status, fast.body?.error?.code]).toEqual([413, 'PAYLOAD_TOO_LARGE']);
     expect(express.status).toBe(413);
+  });
+});
+
+describe('fast connect path and the Express route', () => {
+  const connect = async (input: unknown, token = s.brokerToken) => [await s.api('POST', '/v1/broker/connect', input, token), await s.api('POST', '/v1/broker/connect?via=express', input, token)] as const;
+
+  it('give the same decisions', async () => {
+    // `revision` and `expiresAt` come from the same store revision and token, so whole answers must match.
+    const cases = [
+      { clientId: 'c1', username: actor.actorId, password: actor.token },
+      { clientId: 'c2', username: actor.actorId, password: 'wrong' },
+      { clientId: 'c3', username: 'act_nobody', password: actor.token },
+    ];
+    const decisions: string[] = [];
+    for (const input of cases) {
+      const [fast, express] = await connect(input);
+      expect(fast.status).toBe(200);
+      expect(fast.body).toEqual(express.body);
+      decisions.push(`${fast.body.decision}:${fast.body.reason ?? ''}`);
+    }
+    expect(decisions).toEqual(['allowed:', 'denied:bad_credentials', 'denied:bad_credentials']);
+  });
+
+  it('give the same errors', async () => {
+    const cases: Array<[unknown, string | undefined, number, string]> = [
+      ['{not json', undefined, 400, 'INVALID_JSON'],
+      [{ clientId: 'c', username: actor.actorId }, undefined, 400, 'VALIDATION_FAILED'],
+      [{ clientId: 'c', username: actor.actorId, password: actor.token }, 'wrong-token', 401, 'UNAUTHENTICATED'],
+      [{ clientId: 'c', username: actor.actorId, password: actor.token }, s.adminToken, 401, 'UNAUTHENTICATED'],
+    ];
+    for (const [input, token, status, code] of cases) {
+      const [fast, express] = await connect(input, token);
+      expect([fast.status, fast.body?.error?.code]).toEqual([status, code]);
+      expect([express.status, express.body?.error?.code]).toEqual([status, code]);
+    }
   });
 });

@@ -47,6 +47,43 @@ describe('SidecarClient.connect', () => {
     client.close();
   });
 
+  it('answers a batch in which one decision throws: that entry fails alone, the others are decided', async () => {
+    const sg = new ScopeGateClient({ baseUrl: url, token: 'sc-admin-token-0123456789' });
+    const { api } = await createProject(sg, 'broken');
+    const scope = await api.scopes.create({ slug: 'acme', name: 'Acme' });
+    const app = await api.apps.create({ slug: 'my-app', name: 'My App', mode: 'open' });
+    const good = await createActor(api, 'good', scope.accessScopeId, [app.appId]);
+    const broken = await createActor(api, 'broken', scope.accessScopeId, [app.appId]);
+    const { secret, secretId } = await api.actors.issueSecret(broken.actorId);
+    // A stored hash whose scrypt cost is not a power of two: verifying the secret throws inside the decision.
+    await sidecar.writer.write({ principal: 'test' }, 'test.corrupt_secret', (tx) => {
+      const rec = tx.must('actorSecret', secretId);
+      tx.put({ ...rec, hash: rec.hash.replace(/^scrypt\$\d+\$/, 'scrypt$3$') });
+    });
+    const requests = [
+      { clientId: 'good', username: good.actorId, password: good.token },
+      { clientId: 'broken', username: broken.actorId, password: secret },
+      { clientId: 'wrong', username: good.actorId, password: 'wrong' },
+    ];
+    const res = await fetch(`${url}/v1/broker/connect/batch`, { method: 'POST', headers: { authorization: 'Bearer sc-broker-token-0123456789', 'content-type': 'application/json' }, body: JSON.stringify({ requests }) });
+    expect(res.status).toBe(200);
+    const { results } = (await res.json()) as { results: unknown[] };
+    expect(results).toHaveLength(3);
+    expect(results[0]).toMatchObject({ decision: 'allowed', session: { actorId: good.actorId } });
+    expect(results[1]).toEqual({ error: { code: 'INTERNAL', message: 'Internal error.', details: [] } });
+    expect(results[2]).toMatchObject({ decision: 'denied', reason: 'bad_credentials' });
+    expect(lines.some((l) => l.msg === 'unexpected error in a batched connect decision' && l.actorId === broken.actorId)).toBe(true);
+
+    // Through the broker's client: the broken CONNECT fails as "sidecar unavailable" (CONNACK 3), its neighbours do not.
+    const client = new SidecarClient(url, 'sc-broker-token-0123456789', 2_000);
+    const outcomes = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => client.connect(requests[i % 3]!)));
+    outcomes.forEach((o, i) => {
+      if (i % 3 === 1) expect(o.status === 'rejected' && o.reason instanceof SidecarUnavailableError).toBe(true);
+      else expect(o).toMatchObject({ status: 'fulfilled', value: { decision: i % 3 === 0 ? 'allowed' : 'denied' } });
+    });
+    client.close();
+  });
+
   it('rejects with SidecarUnavailableError when the sidecar cannot be reached', async () => {
     const client = new SidecarClient('http://127.0.0.1:9', 'sc-broker-token-0123456789', 500);
     await expect(Promise.all([client.connect({ clientId: 'a', username: 'x', password: 'y' }), client.connect({ clientId: 'b', username: 'x', password: 'y' })])).rejects.toBeInstanceOf(SidecarUnavailableError);

@@ -3,6 +3,7 @@
  * with them, and the OpenAPI document is generated from them: nothing is written twice.
  */
 import { z } from 'zod';
+import { evaluateRequestSchema } from '../decisions/evaluate-request.ts';
 
 /** No control characters anywhere in free text (names, descriptions). */
 const text = (max: number) =>
@@ -145,16 +146,7 @@ export const schemas = {
     permissionId: id('perm'),
     state: overrideState,
   }),
-  evaluate: z.strictObject({
-    actor: z.strictObject({ subjectId: z.string().min(1).max(120), subjectType: z.enum(['user', 'actor']) }),
-    scopeId: z.string().min(1).max(120),
-    action: z.string().min(1).max(64),
-    resource: z.strictObject({
-      resourceType: z.string().min(1).max(64),
-      resourceId: z.string().min(1).max(1024).optional(),
-    }),
-    consistency: z.strictObject({ atLeastAsFresh: z.number().int().min(0) }).optional(),
-  }),
+  evaluate: evaluateRequestSchema,
   apiKeyCreate: z.strictObject({ scopeId: id('scope'), name: text(100) }),
   // Seed 000
   accessScopeCreate: z.strictObject({

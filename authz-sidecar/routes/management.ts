@@ -53,7 +53,7 @@ export function managementRoutes(ctx: SidecarContext): Router {
   ctx.routes.add({ method: 'get', path: '/audit', tag: 'audit', summary: 'The audit log, newest first', query: schemas.auditQuery });
   r.get('/audit', async (req, res) => {
     const query = parse(schemas.auditQuery, req.query, 'query');
-    const principal = res.locals.principal as import('../http/auth.ts').Principal;
+    const principal = res.locals.principal as import('../access/principal.ts').Principal;
     const tenantId = principal.kind === 'apiKey' ? principal.tenantId : query.tenantId;
     const entries = await ctx.store.audit({ limit: query.limit, ...(query.before ? { before: query.before } : {}), ...(tenantId ? { tenantId } : {}) });
     const last = entries[entries.length - 1];

@@ -2,7 +2,7 @@ import type { Request, Response, Router } from 'express';
 import type { z } from 'zod';
 import { ScopeGateError } from '../../shared/errors.ts';
 import type { RecordKind, RecordOf, StoredRecord } from '../model/records.ts';
-import { canSee, writeGuard, type Principal } from '../http/auth.ts';
+import { canSee, writeGuard, type Principal } from '../access/principal.ts';
 import { present } from '../http/present.ts';
 import { batchOf, schemas } from '../http/schemas.ts';
 import { parse } from '../http/validate.ts';

@@ -1,0 +1,82 @@
+import { z } from 'zod';
+import { ScopeGateError } from '../../shared/errors.ts';
+import { assertCovers, type Principal } from '../access/principal.ts';
+import { evaluate, type Decision } from '../engine/evaluate.ts';
+import type { PolicyModel } from '../model/policy-model.ts';
+import type { PolicyReplica } from '../model/replica.ts';
+
+/** One evaluate request as the API receives it (POST /v1/evaluate, and each entry of /v1/evaluate/batch). */
+export const evaluateRequestSchema = z.strictObject({
+  actor: z.strictObject({ subjectId: z.string().min(1).max(120), subjectType: z.enum(['user', 'actor']) }),
+  scopeId: z.string().min(1).max(120),
+  action: z.string().min(1).max(64),
+  resource: z.strictObject({
+    resourceType: z.string().min(1).max(64),
+    resourceId: z.string().min(1).max(1024).optional(),
+  }),
+  consistency: z.strictObject({ atLeastAsFresh: z.number().int().min(0) }).optional(),
+});
+export type EvaluateRequest = z.infer<typeof evaluateRequestSchema>;
+
+/** How long evaluate waits for this replica to reach a requested `atLeastAsFresh` revision. */
+const FRESHNESS_WAIT_MS = 2_000;
+
+/**
+ * One decision as the API answers it, in named steps:
+ * `scopeMustExist → principalMustCoverScope → subjectMustBeOfKeyTenant → evaluate → hideOtherTenantsTrace`.
+ */
+export function decideEvaluateRequest(model: PolicyModel, input: EvaluateRequest, explain: boolean, principal: Principal): Decision & { revision: number } {
+  scopeMustExist(model, input.scopeId);
+  assertCovers(model, principal, input.scopeId);
+  if (principal.kind === 'apiKey') subjectMustBeOfKeyTenant(model, input.actor.subjectId, principal.tenantId);
+  const decision = evaluate(
+    model,
+    {
+      subjectId: input.actor.subjectId,
+      subjectType: input.actor.subjectType,
+      scopeId: input.scopeId,
+      action: input.action,
+      resourceType: input.resource.resourceType,
+      resourceId: input.resource.resourceId,
+    },
+    explain,
+  );
+  if (principal.kind === 'apiKey') hideOtherTenantsTrace(model, decision, principal.tenantId);
+  return { ...decision, revision: model.seq };
+}
+
+function scopeMustExist(model: PolicyModel, scopeId: string): void {
+  if (!model.get('scope', scopeId)) {
+    throw new ScopeGateError('NOT_FOUND', `scope '${scopeId.slice(0, 80)}' does not exist.`, [{ path: 'body.scopeId', message: 'no such scope' }]);
+  }
+}
+
+/**
+ * An API key may only ask about subjects of its own tenant (SPEC §3: it cannot read another tenant): an actor
+ * of the tenant, or a user whose default tenant it is or who has a membership in it. Unknown subjects are
+ * left to the engine (DENIED unknown_subject).
+ */
+function subjectMustBeOfKeyTenant(model: PolicyModel, subjectId: string, tenantId: string): void {
+  const subject = model.subject(subjectId);
+  if (!subject) return;
+  const ofTenant =
+    subject.kind === 'actor'
+      ? subject.tenantId === tenantId
+      : subject.defaultTenantId === tenantId || model.membershipsOf(subject.subjectId).some((m) => m.tenantId === tenantId);
+  if (!ofTenant) throw new ScopeGateError('FORBIDDEN', 'This API key may not ask about subjects of another tenant.', [{ path: 'body.actor.subjectId', message: 'outside key tenant' }]);
+}
+
+/** A key never sees another tenant's memberships, not even as skipped steps of a trace. */
+function hideOtherTenantsTrace(model: PolicyModel, decision: Decision, tenantId: string): void {
+  if (decision.trace) decision.trace = decision.trace.filter((step) => model.get('membership', step.membershipId)?.tenantId === tenantId);
+}
+
+/** Waits (bounded) until this replica has reached `revision`; NOT_FRESH_ENOUGH otherwise. */
+export async function awaitFreshness(replica: PolicyReplica, revision: number | undefined): Promise<void> {
+  if (revision === undefined || replica.seq >= revision) return;
+  if (!(await replica.waitFor(revision, FRESHNESS_WAIT_MS))) {
+    throw new ScopeGateError('NOT_FRESH_ENOUGH', `This replica is at revision ${replica.seq}, not yet ${revision}.`, [
+      { message: 'replica behind', revision: replica.seq, requested: revision },
+    ]);
+  }
+}

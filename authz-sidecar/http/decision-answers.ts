@@ -1,0 +1,67 @@
+import type { Logger } from 'pino';
+import { connectBatchRequestSchema, connectRequestSchema, type ConnectBatchResult, type ConnectResponse } from '../../shared/broker-wire.ts';
+import type { Principal } from '../access/principal.ts';
+import type { LoginThrottle } from '../credentials/login-throttle.ts';
+import type { TrustedIssuerConfig } from '../credentials/trusted-issuer.ts';
+import { createConnectDecider, decideConnectBatch } from '../decisions/connect.ts';
+import { awaitFreshness, decideEvaluateRequest, evaluateRequestSchema } from '../decisions/evaluate-request.ts';
+import type { Decision } from '../engine/evaluate.ts';
+import type { PolicyReplica } from '../model/replica.ts';
+import { parse } from './validate.ts';
+
+export interface DecisionAnswerDeps {
+  replica: PolicyReplica;
+  clock: () => Date;
+  tokenIssuer: string;
+  throttle: LoginThrottle;
+  trustedIssuer?: TrustedIssuerConfig | null;
+}
+
+/**
+ * The answer of each decision route, from the raw JSON body to the response body: validate, decide, log.
+ * One function per route, called by both the Express route and the fast path in front of Express, so the two
+ * cannot drift apart. Errors are thrown as ScopeGateErrors; the caller writes them.
+ */
+export interface DecisionAnswers {
+  /** POST /v1/evaluate */
+  evaluate(principal: Principal, body: unknown, explain: boolean): Promise<Decision & { revision: number }>;
+  /** POST /v1/broker/connect */
+  connect(body: unknown, log: Logger): Promise<ConnectResponse>;
+  /** POST /v1/broker/connect/batch */
+  connectBatch(body: unknown, log: Logger): Promise<{ results: ConnectBatchResult[] }>;
+}
+
+export function createDecisionAnswers(deps: DecisionAnswerDeps): DecisionAnswers {
+  const decideConnect = createConnectDecider(
+    { model: () => deps.replica.model, clock: deps.clock },
+    { tokenIssuer: deps.tokenIssuer, throttle: deps.throttle, trustedIssuer: deps.trustedIssuer ?? null },
+  );
+  return {
+    async evaluate(principal, body, explain) {
+      const input = parse(evaluateRequestSchema, body, 'body');
+      await awaitFreshness(deps.replica, input.consistency?.atLeastAsFresh);
+      return decideEvaluateRequest(deps.replica.model, input, explain, principal);
+    },
+
+    async connect(body, log) {
+      const input = parse(connectRequestSchema, body, 'body');
+      const answer = await decideConnect(input);
+      logConnect(log, input.clientId, input.username, answer);
+      return answer;
+    },
+
+    async connectBatch(body, log) {
+      const { requests } = parse(connectBatchRequestSchema, body, 'body');
+      const results = await decideConnectBatch(decideConnect, requests, log);
+      results.forEach((r, i) => {
+        if (!('error' in r)) logConnect(log, requests[i]!.clientId, requests[i]!.username, r);
+      });
+      return { results };
+    },
+  };
+}
+
+/** One line per CONNECT decision, never with the password. */
+function logConnect(log: Logger, clientId: string, username: string, answer: ConnectResponse): void {
+  log.info({ clientId: clientId.slice(0, 64), actorId: username.slice(0, 64), decision: answer.decision, reason: answer.decision === 'denied' ? answer.reason : undefined }, 'mqtt connect decision');
+}
