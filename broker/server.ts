@@ -5,6 +5,7 @@ import type { Redis } from 'ioredis';
 import pino, { type Logger } from 'pino';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { sendError } from '../shared/http-error.ts';
+import { checkAedesVersions, destroyPersistence, tolerateUnknownPubrec } from './aedes-internals.ts';
 import type { BrokerConfig } from './config.ts';
 import type { BrokerContext } from './context.ts';
 import { authorizeForward } from './hooks/authorize-forward.ts';
@@ -45,6 +46,8 @@ export interface BrokerOptions {
  * change feed from the sidecar keeping live sessions in step with policy.
  */
 export async function startBroker(config: Readonly<BrokerConfig>, options: BrokerOptions = {}): Promise<RunningBroker> {
+  // Before anything starts: the Aedes internals ScopeGate relies on were checked against these versions only.
+  checkAedesVersions(config.redisUrl !== null);
   const logger = options.logger ?? pino({ level: config.logLevel, base: { process: 'broker' } });
   const metrics = createBrokerMetrics();
   const registry = new SessionRegistry();
@@ -131,33 +134,12 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
       await live.stop();
       sidecar.close();
       await new Promise<void>((resolve) => aedes.close(() => resolve()));
-      const persistence = (aedes as unknown as { persistence?: { destroy?: () => Promise<void> } }).persistence;
-      await persistence?.destroy?.().catch(() => undefined);
+      await destroyPersistence(aedes);
       for (const c of redisConnections) c.disconnect();
       http.closeAllConnections?.();
     })());
 
   return { tcpPort, wsPort, metricsPort, aedes, context, live, close };
-}
-
-/**
- * Aedes 1.2 sends a retained message on SUBSCRIBE without storing outgoing state for it, then answers a
- * persistent session's PUBREC for such a QoS 2 message with `no such packet`, which closes the connection
- * (`mosquitto_sub -c -q 2` on a topic with a retained QoS 2 message is disconnected on every SUBSCRIBE). The
- * protocol wants a PUBREL either way: an unknown PUBREC is answered, not fatal. Only that one case is let through.
- */
-function tolerateUnknownPubrec(aedes: Aedes): void {
-  type Persistence = { outgoingUpdate(client: unknown, packet: { cmd?: string }, ...rest: unknown[]): Promise<unknown> | undefined };
-  const persistence = (aedes as unknown as { persistence: Persistence }).persistence;
-  const outgoingUpdate = persistence.outgoingUpdate.bind(persistence);
-  persistence.outgoingUpdate = (client, packet, ...rest) => {
-    const result = outgoingUpdate(client, packet, ...rest);
-    if (rest.length > 0 || packet.cmd !== 'pubrel' || !result) return result;
-    return result.catch((err: unknown) => {
-      if ((err as Error | undefined)?.message === 'no such packet') return undefined;
-      throw err;
-    });
-  };
 }
 
 function listen(server: NetServer | HttpServer, port: number, host: string): Promise<number> {

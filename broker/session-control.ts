@@ -1,17 +1,11 @@
-import type { Aedes, Client } from 'aedes';
+import type { Client } from 'aedes';
 import type { Logger } from 'pino';
 import type { SessionGrant } from '../shared/broker-wire.ts';
 import { toClient } from '../shared/topic.ts';
+import { discardWill, removeStoredSubscriptions, setWillTopic, subscriptionsOf, willTopicOf } from './aedes-internals.ts';
 import type { BrokerMetrics } from './metrics.ts';
 import { stateOf, type SessionRegistry } from './session-registry.ts';
 import { decidePublish, decideSubscribe, isRefusal, sessionStateFor, subscriptionStillAllowed } from './session-state.ts';
-
-/** Aedes internals this module touches (documented, not in Aedes' types): subscriptions, will, persistence. */
-type AedesClientInternals = Client & {
-  subscriptions: Record<string, { qos: number }>;
-  will: { topic: string } | null;
-  broker: Aedes & { persistence: { removeSubscriptions(c: Client, topics: string[]): Promise<unknown>; delWill(c: { id: string; brokerId: string }): Promise<unknown> } };
-};
 
 /**
  * Applies policy to live sessions: a new grant (subscriptions no longer allowed are dropped, those that follow
@@ -57,31 +51,33 @@ export class SessionControl {
     const state = sessionStateFor({ ...fresh, expiresAt: old.grant.expiresAt }, this.cacheSize);
     this.registry.set(client, state);
 
-    const c = client as AedesClientInternals;
     const drop: string[] = [];
     const remake: { topic: string; qos: number }[] = [];
-    for (const [topic, sub] of Object.entries(c.subscriptions ?? {})) {
+    const held = subscriptionsOf(client);
+    const holds = new Set(held.map(([f]) => f));
+    for (const [topic, qos] of held) {
       if (subscriptionStillAllowed(state, topic)) continue;
       drop.push(topic);
       // The actor moved: its own filter, re-decided in its new namespace.
       const clientFilter = toClient(old.view, topic);
       if (clientFilter === null) continue;
       const moved = decideSubscribe(state, clientFilter);
-      if (!isRefusal(moved) && !c.subscriptions[moved]) remake.push({ topic: moved, qos: sub.qos });
+      if (!isRefusal(moved) && !holds.has(moved)) remake.push({ topic: moved, qos });
     }
     if (drop.length > 0) {
       this.metrics.subscriptionsDropped.inc(drop.length);
       this.logger.info({ clientId: client.id, actorId: state.grant.actorId, dropped: drop.length, remade: remake.length }, 'policy change: subscriptions re-decided');
-      if (!client.clean) c.broker.persistence.removeSubscriptions(client, drop).catch(() => undefined);
+      removeStoredSubscriptions(client, drop);
       client.unsubscribe({ unsubscriptions: drop } as never, () => {
         if (remake.length > 0 && !client.closed) client.subscribe({ subscriptions: remake } as never, () => undefined);
       });
     }
-    if (c.will) {
-      const willClient = toClient(old.view, c.will.topic);
+    const willTopic = willTopicOf(client);
+    if (willTopic !== null) {
+      const willClient = toClient(old.view, willTopic);
       const decided = willClient === null ? null : decidePublish(state, willClient);
-      if (decided === null || isRefusal(decided)) this.discardWill(c);
-      else c.will.topic = decided;
+      if (decided === null || isRefusal(decided)) discardWill(client);
+      else setWillTopic(client, decided);
     }
   }
 
@@ -91,15 +87,8 @@ export class SessionControl {
     const state = stateOf(client);
     this.logger.info({ clientId: client.id, actorId: state?.grant.actorId, scopeId: state?.grant.accessScopeId, reason }, 'closing session');
     this.metrics.sessionsClosed.labels(reason).inc();
-    this.discardWill(client as AedesClientInternals);
+    discardWill(client);
     this.ended(client);
     client.close();
-  }
-
-  private discardWill(c: AedesClientInternals): void {
-    if (!c.will) return;
-    c.will = null;
-    (c as unknown as { _will: unknown })._will = null;
-    c.broker.persistence.delWill({ id: c.id, brokerId: c.broker.id }).catch(() => undefined);
   }
 }

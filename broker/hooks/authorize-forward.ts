@@ -1,4 +1,5 @@
 import type { AuthorizeForwardHandler } from 'aedes';
+import { subscriptionQos } from '../aedes-internals.ts';
 import type { BrokerContext } from '../context.ts';
 import { stateOf } from '../session-registry.ts';
 import { decideForward, decideRequeued } from '../session-state.ts';
@@ -28,8 +29,8 @@ export function authorizeForward(ctx: BrokerContext): AuthorizeForwardHandler {
     // Aedes downgrades QoS by looking the subscription up under the delivered topic; that lookup now uses
     // the client's view, so do the downgrade here with the internal topic.
     if (packet.qos > 0) {
-      const sub = (client as unknown as { subscriptions: Record<string, { qos: number } | undefined> }).subscriptions[internal];
-      if (sub && sub.qos < packet.qos) packet.qos = sub.qos as 0 | 1 | 2;
+      const qos = subscriptionQos(client, internal);
+      if (qos !== undefined && qos < packet.qos) packet.qos = qos as 0 | 1 | 2;
     }
     return packet;
   };

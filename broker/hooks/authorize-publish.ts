@@ -1,5 +1,6 @@
-import type { AuthorizePublishHandler, Client } from 'aedes';
+import type { AuthorizePublishHandler } from 'aedes';
 import { INTERNAL_PREFIX, toClient } from '../../shared/topic.ts';
+import { isOwnWill } from '../aedes-internals.ts';
 import type { BrokerContext } from '../context.ts';
 import { stateOf } from '../session-registry.ts';
 import { decidePublish, isRefusal } from '../session-state.ts';
@@ -23,7 +24,7 @@ export function authorizePublish(ctx: BrokerContext): AuthorizePublishHandler {
     if (client === null) return callback(packet.topic.startsWith(INTERNAL_PREFIX) ? null : new Error('will outside any namespace'));
     const state = stateOf(client);
     if (!state) return callback(new Error('session not authorized'));
-    if (packet === (client as Client & { will?: unknown }).will) {
+    if (isOwnWill(client, packet)) {
       const own = toClient(state.view, packet.topic);
       const again = own === null ? null : decidePublish(state, own);
       return callback(typeof again === 'string' && again === packet.topic ? null : new Error('will no longer allowed'));

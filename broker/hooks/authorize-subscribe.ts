@@ -1,9 +1,8 @@
 import type { AuthorizeSubscribeHandler } from 'aedes';
+import { removeStoredSubscriptions } from '../aedes-internals.ts';
 import type { BrokerContext } from '../context.ts';
 import { stateOf } from '../session-registry.ts';
 import { REFUSED_FILTER, subscriptionStillAllowed } from '../session-state.ts';
-
-type Persistence = { removeSubscriptions(c: unknown, topics: string[]): Promise<unknown> };
 
 /**
  * authorizeSubscribe: every filter reaching it is already internal (rewritten by rewrite-subscriptions.ts)
@@ -23,10 +22,7 @@ export function authorizeSubscribe(ctx: BrokerContext): AuthorizeSubscribeHandle
     }
     ctx.metrics.decisions.labels('subscribe', 'denied', 'no_longer_allowed').inc();
     ctx.logger.info({ clientId: client.id, actorId: state.grant.actorId, filter: sub.topic.slice(0, 200) }, 'restored subscription no longer allowed');
-    if (!client.clean) {
-      const persistence = (client as unknown as { broker: { persistence: Persistence } }).broker.persistence;
-      persistence.removeSubscriptions(client, [sub.topic]).catch(() => undefined);
-    }
+    removeStoredSubscriptions(client, [sub.topic]);
     callback(null, null);
   };
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { AuthenticateHandler, Client, PreConnectHandler } from 'aedes';
 import type { ConnectResponse } from '../../shared/broker-wire.ts';
+import { connectPacketOf, remoteAddressOf, type ConnectPacketView } from '../aedes-internals.ts';
 import type { BrokerContext } from '../context.ts';
 import { SidecarUnavailableError } from '../sidecar-client.ts';
 import { initStateSlot } from '../session-registry.ts';
@@ -13,13 +14,6 @@ type Outcome = { ok: true; response: Extract<ConnectResponse, { decision: 'allow
 const OUTCOME = Symbol('scopegate.connectOutcome');
 type WithOutcome = Client & { [OUTCOME]?: Outcome };
 
-type ConnectPacketLike = {
-  clientId: string;
-  clean: boolean;
-  username?: string;
-  password?: Buffer;
-  will?: { topic: string; retain?: boolean } | null;
-};
 
 /**
  * preConnect: the CONNECT is decided here, before Aedes sets the client id, because the client id must be
@@ -34,7 +28,7 @@ export function preConnect(ctx: BrokerContext): PreConnectHandler {
     (client as WithOutcome)[OUTCOME] = undefined;
     initStateSlot(client);
     installSubscriptionRewriter(client, ctx);
-    decide(ctx, client, packet as unknown as ConnectPacketLike).then(
+    decide(ctx, client, connectPacketOf(packet)).then(
       (outcome) => {
         (client as WithOutcome)[OUTCOME] = outcome;
         callback(null, true);
@@ -48,7 +42,7 @@ export function preConnect(ctx: BrokerContext): PreConnectHandler {
   };
 }
 
-async function decide(ctx: BrokerContext, client: Client, packet: ConnectPacketLike): Promise<Outcome> {
+async function decide(ctx: BrokerContext, client: Client, packet: ConnectPacketView): Promise<Outcome> {
   const username = typeof packet.username === 'string' ? packet.username : '';
   const password = Buffer.isBuffer(packet.password) ? packet.password.toString('utf8') : '';
   if (!packet.clean && !packet.clientId) return { ok: false, returnCode: CONNACK.IDENTIFIER_REJECTED, reason: 'empty_client_id_persistent' };
@@ -107,10 +101,4 @@ export function authenticate(ctx: BrokerContext): AuthenticateHandler {
     const err = Object.assign(new Error(`connect refused: ${reason}`), { returnCode });
     done(err as never, false);
   };
-}
-
-function remoteAddressOf(client: Client): string | undefined {
-  const details = (client as unknown as { connDetails?: { ipAddress?: string } }).connDetails;
-  const conn = client.conn as { remoteAddress?: string };
-  return details?.ipAddress ?? conn.remoteAddress ?? undefined;
 }

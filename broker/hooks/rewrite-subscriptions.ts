@@ -1,11 +1,10 @@
 import type { Client } from 'aedes';
+import { tapIncomingPackets, type IncomingPacket } from '../aedes-internals.ts';
 import type { BrokerContext } from '../context.ts';
 import { stateOf } from '../session-registry.ts';
 import { decideSubscribe, isRefusal, REFUSED_FILTER, type SessionState } from '../session-state.ts';
 
-type Parser = { prependListener(event: 'packet', fn: (packet: Packet) => void): unknown };
-type Packet = { cmd: string; subscriptions?: { topic: string }[]; unsubscriptions?: string[] };
-type ClientWithParser = Client & { _parser?: Parser };
+type Packet = IncomingPacket;
 const PENDING = Symbol('scopegate.pendingPackets');
 
 /**
@@ -23,12 +22,7 @@ const PENDING = Symbol('scopegate.pendingPackets');
 export function installSubscriptionRewriter(client: Client, ctx: BrokerContext): void {
   // The slot exists from the start (one object shape for every client; see connect.ts).
   (client as unknown as Record<symbol, Packet[] | undefined>)[PENDING] = undefined;
-  const parser = (client as ClientWithParser)._parser;
-  if (!parser || typeof parser.prependListener !== 'function') {
-    // Fail loudly: without the rewrite a client's filters would reach Aedes unscoped.
-    throw new Error('Aedes client has no _parser: this Aedes version is not supported by ScopeGate');
-  }
-  parser.prependListener('packet', (packet) => {
+  tapIncomingPackets(client, (packet) => {
     if (packet.cmd !== 'subscribe' && packet.cmd !== 'unsubscribe') return;
     const state = stateOf(client);
     if (state) rewrite(state, packet, client, ctx);

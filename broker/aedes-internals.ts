@@ -1,0 +1,263 @@
+import { createRequire } from 'node:module';
+import { Readable } from 'node:stream';
+import type { Aedes, Client } from 'aedes';
+
+/**
+ * Every place where ScopeGate relies on Aedes behaviour that is not part of Aedes' typed, documented API.
+ *
+ * An Aedes upgrade is one file to review (this one) and one suite to run (test/aedes-internals.test.ts,
+ * one contract test per touch point). Nothing else in broker/ reads or writes a private Aedes field or
+ * depends on an undocumented Aedes behaviour; new touches go here, with a comment saying why they are
+ * needed and which Aedes behaviour they rely on.
+ *
+ * Written for (and checked at start against, see `checkAedesVersions`): aedes 1.2.0,
+ * aedes-persistence-redis 11.2.2.
+ */
+
+/** The versions this module was written for and its contract suite was run against. */
+export const SUPPORTED_VERSIONS = Object.freeze({ aedes: ['1.2.0'], 'aedes-persistence-redis': ['11.2.2'] });
+
+const require = createRequire(import.meta.url);
+
+/** An installed package outside the versions this module was written for. */
+export class UnsupportedAedesVersionError extends Error {
+  constructor(pkg: string, found: string, supported: readonly string[]) {
+    super(
+      `${pkg} ${found} is installed, but broker/aedes-internals.ts was written for ${pkg} ${supported.join(' or ')}. ` +
+        `Review every touch point in broker/aedes-internals.ts against ${pkg} ${found}, run test/aedes-internals.test.ts, ` +
+        `then add ${found} to SUPPORTED_VERSIONS (or install ${pkg}@${supported.at(-1)}).`,
+    );
+    this.name = 'UnsupportedAedesVersionError';
+  }
+}
+
+/**
+ * Refuses to start on an Aedes (and, in Redis mode, aedes-persistence-redis) version this module was not
+ * written for: every touch point below may silently stop holding on another version, and some of them
+ * (the subscription rewrite, the stored-view guard) are what keeps a client inside its scope.
+ */
+export function checkAedesVersions(redisMode: boolean, installed: (pkg: string) => string = installedVersion): void {
+  for (const pkg of ['aedes', ...(redisMode ? ['aedes-persistence-redis'] : [])] as const) {
+    const found = installed(pkg);
+    const supported = SUPPORTED_VERSIONS[pkg as keyof typeof SUPPORTED_VERSIONS];
+    if (!supported.includes(found)) throw new UnsupportedAedesVersionError(pkg, found, supported);
+  }
+}
+
+/** The version of an installed package, read from its package.json. */
+export function installedVersion(pkg: string): string {
+  // The package's own package.json, found next to its entry point (its `exports` may not list package.json).
+  const entry = require.resolve(pkg);
+  const dir = entry.slice(0, entry.lastIndexOf(`/node_modules/${pkg}/`) + `/node_modules/${pkg}/`.length);
+  return (require(`${dir}package.json`) as { version: string }).version;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Private fields of an Aedes client and broker, typed in one place.
+
+type StoredSubscription = { qos: number };
+type WillPacket = { topic: string; payload?: Buffer; qos?: number; retain?: boolean };
+interface Persistence {
+  outgoingUpdate(client: unknown, packet: { cmd?: string }, ...rest: unknown[]): Promise<unknown> | undefined;
+  removeSubscriptions(client: unknown, topics: string[]): Promise<unknown>;
+  delWill(client: { id: string; brokerId: string }): Promise<unknown>;
+  createRetainedStreamCombi(patterns: string[]): unknown;
+  createRetainedStream(pattern: string): unknown;
+  destroy?: () => Promise<void>;
+}
+type ClientInternals = Client & {
+  subscriptions: Record<string, StoredSubscription | undefined>;
+  will: WillPacket | null;
+  _will: WillPacket | null;
+  _parser?: { prependListener(event: 'packet', fn: (packet: IncomingPacket) => void): unknown };
+  connDetails?: { ipAddress?: string } | null;
+  broker: Aedes & { persistence: Persistence };
+};
+type BrokerInternals = Aedes & { persistence: Persistence };
+
+// ---------------------------------------------------------------------------------------------------------
+// 1. The CONNECT packet, rewritten in preConnect.
+
+/** The fields of a CONNECT packet ScopeGate reads and rewrites in preConnect. */
+export interface ConnectPacketView {
+  clientId: string;
+  clean: boolean;
+  username?: string;
+  password?: Buffer;
+  will?: WillPacket | null;
+}
+
+/**
+ * The CONNECT packet as Aedes hands it to preConnect. Why: inside the broker the client id is
+ * `<actorId>/<clientId>` and the will topic is internal, and both must be final before Aedes uses them.
+ * Relies on: Aedes calling preConnect with the very packet object it then reads in `init` (`client.id =
+ * packet.clientId`, `client._will = packet.will`), after preConnect's callback — so assignments here are what
+ * Aedes registers, stores and publishes.
+ */
+export function connectPacketOf(packet: unknown): ConnectPacketView {
+  return packet as ConnectPacketView;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// 2. SUBSCRIBE / UNSUBSCRIBE tap on the client's parser.
+
+export type IncomingPacket = { cmd: string; subscriptions?: { topic: string }[]; unsubscriptions?: string[] };
+
+/**
+ * Calls `fn` with every packet the client sends, before Aedes handles it (and before Aedes queues it while
+ * the CONNECT is pending). Why: Aedes has no unsubscribe hook, and it persists a SUBSCRIBE's whole
+ * subscription list while other entries may still be undecided; rewriting the packet before Aedes sees it is
+ * the only way to make both use internal filters. Relies on: `client._parser` being the mqtt-packet parser
+ * whose 'packet' listener (added in the Client constructor) hands packets to Aedes, so a listener prepended
+ * to it runs first, on the same packet object. Throws when there is no parser: without the rewrite a
+ * client's filters would reach Aedes unscoped.
+ */
+export function tapIncomingPackets(client: Client, fn: (packet: IncomingPacket) => void): void {
+  const parser = (client as ClientInternals)._parser;
+  if (!parser || typeof parser.prependListener !== 'function') {
+    throw new Error('Aedes client has no _parser: this Aedes version is not supported by ScopeGate (see broker/aedes-internals.ts)');
+  }
+  parser.prependListener('packet', fn);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// 3. Subscriptions Aedes holds for a live client.
+
+/**
+ * The QoS the client subscribed with under an internal filter (undefined when it holds no such
+ * subscription). Why: Aedes downgrades a delivery's QoS to the subscription's by looking up
+ * `client.subscriptions[packet.topic]` *after* authorizeForward, when the topic is already in the client's
+ * view, so that lookup misses and ScopeGate does the downgrade itself. Relies on: `client.subscriptions`
+ * being keyed by the filter as subscribed (internal) with `{ qos }` values.
+ */
+export function subscriptionQos(client: Client, internalFilter: string): number | undefined {
+  return (client as ClientInternals).subscriptions[internalFilter]?.qos;
+}
+
+/**
+ * Every subscription a live client holds, as [internal filter, qos]. Why: a policy change must re-decide
+ * every subscription of a session, and Aedes offers no public listing. Relies on: `client.subscriptions`
+ * (see subscriptionQos), a null-prototype object.
+ */
+export function subscriptionsOf(client: Client): Array<[filter: string, qos: number]> {
+  const subs = (client as ClientInternals).subscriptions ?? {};
+  return Object.keys(subs).map((f) => [f, subs[f]!.qos]);
+}
+
+/**
+ * Removes subscriptions from a persistent session's stored state, so they are not restored at the next
+ * CONNECT (client.unsubscribe only removes the live ones). Why: a subscription the current grant no longer
+ * allows must not come back. Relies on: `client.broker.persistence.removeSubscriptions(client, filters)`
+ * (aedes-persistence's interface) keyed by `client.id`. Failures are ignored: the subscription is re-decided
+ * (and refused) at restore anyway.
+ */
+export function removeStoredSubscriptions(client: Client, filters: string[]): void {
+  if (client.clean || filters.length === 0) return;
+  (client as ClientInternals).broker.persistence.removeSubscriptions(client, filters).catch(() => undefined);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// 4. The will of a live client.
+
+/** The will topic of a live session (internal), or null when it has none. */
+export function willTopicOf(client: Client): string | null {
+  return (client as ClientInternals).will?.topic ?? null;
+}
+
+/**
+ * Points a live session's will at a new internal topic (the actor moved). Why: the will must follow the
+ * actor's namespace. Relies on: Aedes publishing `client.will` (the object itself) at an abnormal close.
+ */
+export function setWillTopic(client: Client, topic: string): void {
+  const c = client as ClientInternals;
+  if (c.will) c.will.topic = topic;
+}
+
+/**
+ * Drops a live session's will, in memory and in the persistence, so it is never published (a revoked,
+ * expired or no-longer-allowed session). Why: Aedes has no API to cancel a will. Relies on: Aedes reading
+ * `client.will` at close (and `client._will` while the CONNECT is being processed, copied to `will` in
+ * storeWill), and `persistence.delWill({ id, brokerId })` removing the stored copy that another broker's will
+ * sweep would publish after a crash.
+ */
+export function discardWill(client: Client): void {
+  const c = client as ClientInternals;
+  const had = c.will !== null || c._will !== null;
+  c.will = null;
+  c._will = null;
+  if (had && c.id) c.broker.persistence.delWill({ id: c.id, brokerId: c.broker.id }).catch(() => undefined);
+}
+
+/**
+ * Is `packet`, handed to authorizePublish with this client, the client's own will being published at close?
+ * Why: a will was decided and rewritten at CONNECT (its topic is internal) and must only be re-checked
+ * against the current grant, not decided again as a client topic. Relies on: Aedes passing the
+ * `client.will` object itself (identity) to authorizePublish in Client#close; and, for wills of dead brokers
+ * swept from the persistence, passing `that.clients[will.clientId] || null` — which may be a *live* client of
+ * the same id (the owner reconnected here), with a packet that is not its will.
+ */
+export function isOwnWill(client: Client, packet: unknown): boolean {
+  return packet === (client as ClientInternals).will;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// 5. Connection details.
+
+/**
+ * The client's remote address: for WebSocket connections Aedes puts what it parsed from the upgrade request
+ * in `client.connDetails` (undocumented); for TCP the socket has `remoteAddress`.
+ */
+export function remoteAddressOf(client: Client): string | undefined {
+  const c = client as ClientInternals;
+  const conn = client.conn as { remoteAddress?: string };
+  return c.connDetails?.ipAddress ?? conn.remoteAddress ?? undefined;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// 6. The persistence.
+
+function persistenceOf(aedes: Aedes): Persistence {
+  return (aedes as BrokerInternals).persistence;
+}
+
+/**
+ * Aedes 1.2 sends a retained message on SUBSCRIBE without storing outgoing state for it, then answers a
+ * persistent session's PUBREC for such a QoS 2 message with `no such packet`, which closes the connection
+ * (`mosquitto_sub -c -q 2` on a topic with a retained QoS 2 message is disconnected on every SUBSCRIBE). The
+ * protocol wants a PUBREL either way: an unknown PUBREC is answered, not fatal. Only that one case is let
+ * through. Relies on: Aedes' PUBREC handler calling `persistence.outgoingUpdate(client, pubrel)` (two
+ * arguments, cmd 'pubrel') and writing the PUBREL only when it resolves; the in-memory persistence rejecting
+ * an unknown packet with 'no such packet', aedes-persistence-redis with 'unknown key' (its message-id cache
+ * has no entry for a packet that was never stored).
+ */
+export function tolerateUnknownPubrec(aedes: Aedes): void {
+  const persistence = persistenceOf(aedes);
+  const outgoingUpdate = persistence.outgoingUpdate.bind(persistence);
+  persistence.outgoingUpdate = (client, packet, ...rest) => {
+    const result = outgoingUpdate(client, packet, ...rest);
+    if (rest.length > 0 || packet.cmd !== 'pubrel' || !result) return result;
+    return result.catch((err: unknown) => {
+      const message = (err as Error | undefined)?.message;
+      if (message === 'no such packet' || message === 'unknown key') return undefined;
+      throw err;
+    });
+  };
+}
+
+/**
+ * aedes-persistence-redis 11 returns the retained-message lookup as an async iterable, while Aedes 1.x pipes
+ * it as a stream (`stream.pipe` in the SUBSCRIBE handler), which would close every connection that
+ * subscribes; the adapter wraps it with Readable.from. Other stream-returning methods are consumed by Aedes
+ * with pipeline/for-await, which accept both.
+ */
+export function adaptRetainedStreams(persistence: unknown): void {
+  const p = persistence as Persistence;
+  const combi = p.createRetainedStreamCombi.bind(p) as (patterns: string[]) => AsyncIterable<unknown>;
+  p.createRetainedStreamCombi = (patterns: string[]) => Readable.from(combi(patterns));
+  p.createRetainedStream = (pattern: string) => Readable.from(combi([pattern]));
+}
+
+/** Releases the persistence at shutdown (its own connections); Aedes#close does not. */
+export async function destroyPersistence(aedes: Aedes): Promise<void> {
+  await persistenceOf(aedes)?.destroy?.().catch(() => undefined);
+}
