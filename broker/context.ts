@@ -3,6 +3,7 @@ import type { BrokerConfig } from './config.ts';
 import type { BrokerMetrics } from './metrics.ts';
 import type { SessionControl } from './session-control.ts';
 import type { SessionRegistry } from './session-registry.ts';
+import type { SharedGroups } from './shared-subscriptions.ts';
 import type { SidecarClient } from './sidecar-client.ts';
 
 /** What every hook needs, built once per broker by server.ts. */
@@ -13,4 +14,6 @@ export interface BrokerContext {
   sessions: SessionControl;
   metrics: BrokerMetrics;
   logger: Logger;
+  /** Shared subscription groups of this broker; set once Aedes exists (server.ts). */
+  shared: SharedGroups | null;
 }

@@ -17,6 +17,7 @@ import { redisPersistenceAndEmitter } from './redis-mode.ts';
 import { createBrokerMetrics } from './metrics.ts';
 import { SessionControl } from './session-control.ts';
 import { SessionRegistry } from './session-registry.ts';
+import { redisClaim, SharedGroups } from './shared-subscriptions.ts';
 import { SidecarClient } from './sidecar-client.ts';
 
 export interface RunningBroker {
@@ -53,7 +54,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
   const registry = new SessionRegistry();
   const sessions = new SessionControl(registry, config.decisionCacheSize, metrics, logger);
   const sidecar = new SidecarClient(config.sidecarUrl, config.brokerToken, config.sidecarTimeoutMs);
-  const context: BrokerContext = { config, sidecar, registry, sessions, metrics, logger };
+  const context: BrokerContext = { config, sidecar, registry, sessions, metrics, logger, shared: null };
 
   const aedesOptions: AedesOptions = {
     preConnect: preConnect(context),
@@ -77,7 +78,16 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
   }
   const aedes = await Aedes.createBroker(aedesOptions);
   tolerateUnknownPubrec(aedes);
-  aedes.on('clientDisconnect', (client) => sessions.ended(client));
+  // Shared subscriptions: with several brokers on one Redis, a Redis claim lets one broker deliver each message.
+  const claim = redisConnections[0] ? redisClaim(redisConnections[0]) : () => true;
+  const shared = new SharedGroups(aedes, claim, logger);
+  context.shared = shared;
+  sessions.shared = shared;
+  aedes.on('client', (client) => shared.connected(client));
+  aedes.on('clientDisconnect', (client) => {
+    shared.disconnected(client);
+    sessions.ended(client);
+  });
   aedes.on('clientError', (client, err) => logger.debug({ clientId: client.id, err: err.message }, 'client error'));
   aedes.on('connectionError', (client, err) => logger.debug({ clientId: client?.id, err: err.message }, 'connection error'));
 

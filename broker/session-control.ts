@@ -5,6 +5,7 @@ import { toClient } from '../shared/topic.ts';
 import { discardWill, removeStoredSubscriptions, setWillTopic, subscriptionsOf, willTopicOf } from './aedes-internals.ts';
 import type { BrokerMetrics } from './metrics.ts';
 import { stateOf, type SessionRegistry } from './session-registry.ts';
+import { decideSharedSubscribe, isMemberFilter, memberStillAllowed, parseMember, type SharedGroups } from './shared-subscriptions.ts';
 import { decidePublish, decideSubscribe, isRefusal, sessionStateFor, subscriptionStillAllowed } from './session-state.ts';
 
 /**
@@ -14,6 +15,8 @@ import { decidePublish, decideSubscribe, isRefusal, sessionStateFor, subscriptio
  */
 export class SessionControl {
   private readonly expiryTimers = new WeakMap<Client, NodeJS.Timeout>();
+  /** Shared subscription groups (set by server.ts once Aedes exists): dropped member filters leave them. */
+  shared: SharedGroups | null = null;
 
   constructor(
     private readonly registry: SessionRegistry,
@@ -56,12 +59,15 @@ export class SessionControl {
     const held = subscriptionsOf(client);
     const holds = new Set(held.map(([f]) => f));
     for (const [topic, qos] of held) {
-      if (subscriptionStillAllowed(state, topic)) continue;
+      const member = isMemberFilter(topic) ? parseMember(topic) : null;
+      if (member ? memberStillAllowed(state, client.id, topic) : subscriptionStillAllowed(state, topic)) continue;
       drop.push(topic);
-      // The actor moved: its own filter, re-decided in its new namespace.
-      const clientFilter = toClient(old.view, topic);
+      if (member) this.shared?.leave(client.id, topic);
+      // The actor moved: its own filter, re-decided in its new namespace (a group member joins the group of
+      // its new scope).
+      const clientFilter = toClient(old.view, member ? member.internal : topic);
       if (clientFilter === null) continue;
-      const moved = decideSubscribe(state, clientFilter);
+      const moved = member ? decideSharedSubscribe(state, client.id, { group: member.group, filter: clientFilter }) : decideSubscribe(state, clientFilter);
       if (!isRefusal(moved) && !holds.has(moved)) remake.push({ topic: moved, qos });
     }
     if (drop.length > 0) {
@@ -88,6 +94,7 @@ export class SessionControl {
     this.logger.info({ clientId: client.id, actorId: state?.grant.actorId, scopeId: state?.grant.accessScopeId, reason }, 'closing session');
     this.metrics.sessionsClosed.labels(reason).inc();
     discardWill(client);
+    if (reason !== 'sidecar_grace_expired') this.shared?.forget(client.id);
     this.ended(client);
     client.close();
   }

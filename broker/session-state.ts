@@ -19,7 +19,7 @@ export interface SessionState {
   readonly reserve: TopicReserve;
 }
 
-export type Refusal = { refused: TopicRefusal | 'app_not_granted' | 'not_permitted' };
+export type Refusal = { refused: TopicRefusal | 'app_not_granted' | 'not_permitted' | 'bad_share' };
 
 /** Subscriptions refused before Aedes sees them are renamed to this: it matches nothing a client can publish. */
 export const REFUSED_FILTER = '$scopegate/refused';

@@ -186,3 +186,26 @@ export function anyFilterAllows(filters: readonly string[], clientTopic: string,
   }
   return false;
 }
+
+/** What a client writes to join a shared subscription group: `$share/<group>/<filter>` (MQTT 5 form, also used over 3.1.1). */
+export const SHARE_PREFIX = '$share/';
+/** Longest group name accepted (bytes), so the group adds little to the internal filter. */
+export const MAX_SHARE_GROUP_BYTES = 128;
+
+export type SharedFilter = { group: string; filter: string };
+
+/**
+ * `$share/<group>/<filter>` split into the group and the filter inside, or null when `clientFilter` is not a
+ * shared subscription. The group is one level that is not a wildcard and has no control characters; the
+ * filter inside is checked like any other filter by the caller. A malformed `$share` filter is refused with
+ * `bad_share`.
+ */
+export function parseSharedFilter(clientFilter: string): SharedFilter | { refused: 'bad_share' } | null {
+  if (!clientFilter.startsWith(SHARE_PREFIX)) return null;
+  const slash = clientFilter.indexOf('/', SHARE_PREFIX.length);
+  if (slash < 0) return { refused: 'bad_share' };
+  const group = clientFilter.slice(SHARE_PREFIX.length, slash);
+  const check = checkClientTopic(group, 'name');
+  if (!check.ok || group.includes('/') || Buffer.byteLength(group, 'utf8') > MAX_SHARE_GROUP_BYTES) return { refused: 'bad_share' };
+  return { group, filter: clientFilter.slice(slash + 1) };
+}

@@ -110,9 +110,17 @@ describe('system and shared topics', () => {
     });
   });
 
-  it('refuses $share subscriptions', async () => {
-    await withClients(async ({ a }) => {
-      expect(await a.subscribe(['$share/g/my-app/#', '$share/g/#'])).toEqual([128, 128]);
+  it('$share: the filter inside is decided like any other, and the group stays in the scope', async () => {
+    await withClients(async ({ a, a2, b }) => {
+      expect(await a.subscribe(['$share/g/my-app/#', '$share/g/#', '$share/g/+/x', '$share/g/other-app/#'])).toEqual([0, 128, 128, 128]);
+      // Bob (globex) joins a group of the same name on the same filter: another tenant, another group.
+      expect(await b.subscribe('$share/g/my-app/#')).toEqual([0]);
+      await b.publish('my-app/x', 'from globex');
+      await a2.publish('my-app/x', 'from acme');
+      expect((await a.next((m) => m.payload === 'from acme')).topic).toBe('my-app/x');
+      expect((await b.next((m) => m.payload === 'from globex')).topic).toBe('my-app/x');
+      expect(a.messages.map((m) => m.payload)).toEqual(['from acme']);
+      expect(b.messages.map((m) => m.payload)).toEqual(['from globex']);
     });
   });
 });

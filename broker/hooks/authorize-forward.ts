@@ -2,6 +2,7 @@ import type { AuthorizeForwardHandler } from 'aedes';
 import { subscriptionQos } from '../aedes-internals.ts';
 import type { BrokerContext } from '../context.ts';
 import { stateOf } from '../session-registry.ts';
+import { deliveredInternalTopic } from '../shared-subscriptions.ts';
 import { decideForward, decideRequeued } from '../session-state.ts';
 
 /**
@@ -22,10 +23,13 @@ export function authorizeForward(ctx: BrokerContext): AuthorizeForwardHandler {
     if (!state) return null;
     const internal = packet.topic;
     if (internal.charCodeAt(0) !== 36 /* $ */) return decideRequeued(state, internal) ? packet : null;
-    const topic = decideForward(state, internal);
+    // A message a shared subscription group chose this member for (its QoS already fits the member's).
+    const viaGroup = internal.charCodeAt(3) === 115 /* the s of $sgshare (internal topics are $sg/...) */ ? deliveredInternalTopic(internal) : null;
+    const topic = decideForward(state, viaGroup ?? internal);
     if (topic === null) return null;
     hot.messagesOut++;
     packet.topic = topic;
+    if (viaGroup !== null) return packet;
     // Aedes downgrades QoS by looking the subscription up under the delivered topic; that lookup now uses
     // the client's view, so do the downgrade here with the internal topic.
     if (packet.qos > 0) {

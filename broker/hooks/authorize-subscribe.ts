@@ -2,6 +2,7 @@ import type { AuthorizeSubscribeHandler } from 'aedes';
 import { removeStoredSubscriptions } from '../aedes-internals.ts';
 import type { BrokerContext } from '../context.ts';
 import { stateOf } from '../session-registry.ts';
+import { isMemberFilter, memberStillAllowed } from '../shared-subscriptions.ts';
 import { REFUSED_FILTER, subscriptionStillAllowed } from '../session-state.ts';
 
 /**
@@ -15,7 +16,10 @@ export function authorizeSubscribe(ctx: BrokerContext): AuthorizeSubscribeHandle
   return (client, sub, callback) => {
     const state = stateOf(client);
     if (!state || sub.topic.startsWith(REFUSED_FILTER)) return callback(null, null);
-    if (subscriptionStillAllowed(state, sub.topic)) {
+    const shared = isMemberFilter(sub.topic);
+    if (shared ? memberStillAllowed(state, client.id, sub.topic) : subscriptionStillAllowed(state, sub.topic)) {
+      // A group member joins here, for a new SUBSCRIBE and for a restored persistent session alike.
+      if (shared) ctx.shared?.join(client, state, sub.topic, sub.qos);
       ctx.metrics.decisions.labels('subscribe', 'allowed', 'ok').inc();
       ctx.logger.debug({ clientId: client.id, actorId: state.grant.actorId, scopeId: state.grant.accessScopeId, filter: sub.topic }, 'subscribe allowed');
       return callback(null, sub);

@@ -2,7 +2,9 @@ import type { Client } from 'aedes';
 import { tapIncomingPackets, type IncomingPacket } from '../aedes-internals.ts';
 import type { BrokerContext } from '../context.ts';
 import { stateOf } from '../session-registry.ts';
-import { decideSubscribe, isRefusal, REFUSED_FILTER, type SessionState } from '../session-state.ts';
+import { parseSharedFilter } from '../../shared/topic.ts';
+import { decideSharedSubscribe, isMemberFilter } from '../shared-subscriptions.ts';
+import { decideSubscribe, isRefusal, REFUSED_FILTER, type Refusal, type SessionState } from '../session-state.ts';
 
 type Packet = IncomingPacket;
 const PENDING = Symbol('scopegate.pendingPackets');
@@ -47,7 +49,7 @@ function pendingOf(client: Client): Packet[] {
 function rewrite(state: SessionState, packet: Packet, client: Client, ctx: BrokerContext): void {
   if (packet.cmd === 'subscribe' && Array.isArray(packet.subscriptions)) {
     packet.subscriptions.forEach((sub, i) => {
-      const decision = decideSubscribe(state, sub.topic);
+      const decision = decideFilter(state, client, sub.topic);
       if (!isRefusal(decision)) {
         sub.topic = decision;
         return;
@@ -58,8 +60,18 @@ function rewrite(state: SessionState, packet: Packet, client: Client, ctx: Broke
     });
   } else if (packet.cmd === 'unsubscribe' && Array.isArray(packet.unsubscriptions)) {
     packet.unsubscriptions = packet.unsubscriptions.map((topic, i) => {
-      const decision = decideSubscribe(state, topic);
-      return isRefusal(decision) ? `${REFUSED_FILTER}/${i}` : decision;
+      const decision = decideFilter(state, client, topic);
+      if (isRefusal(decision)) return `${REFUSED_FILTER}/${i}`;
+      if (isMemberFilter(decision)) ctx.shared?.leave(client.id, decision);
+      return decision;
     });
   }
+}
+
+/** A plain filter, or `$share/<group>/<filter>` (the member filter of shared-subscriptions.ts). */
+function decideFilter(state: SessionState, client: Client, clientFilter: string): string | Refusal {
+  const shared = typeof clientFilter === 'string' ? parseSharedFilter(clientFilter) : null;
+  if (shared === null) return decideSubscribe(state, clientFilter);
+  if ('refused' in shared) return shared;
+  return decideSharedSubscribe(state, client.id, shared);
 }
