@@ -58,7 +58,7 @@ export function installedVersion(pkg: string): string {
 type StoredSubscription = { qos: number };
 type WillPacket = { topic: string; payload?: Buffer; qos?: number; retain?: boolean };
 interface Persistence {
-  outgoingUpdate(client: unknown, packet: { cmd?: string }, ...rest: unknown[]): Promise<unknown> | undefined;
+  outgoingUpdate(client: unknown, packet: { cmd?: string; [field: string]: unknown }, ...rest: unknown[]): Promise<unknown> | undefined;
   removeSubscriptions(client: unknown, topics: string[]): Promise<unknown>;
   delWill(client: { id: string; brokerId: string }): Promise<unknown>;
   createRetainedStreamCombi(patterns: string[]): unknown;
@@ -242,6 +242,53 @@ export function tolerateUnknownPubrec(aedes: Aedes): void {
       throw err;
     });
   };
+}
+
+/**
+ * The stored copy of a queued message must never carry one subscriber's view. Aedes' live QoS 1/2 delivery
+ * to a persistent session calls `persistence.outgoingUpdate(client, packet)` with the packet *after*
+ * authorizeForward rewrote it into the subscriber's view, and aedes-persistence-redis writes that packet back
+ * to the `packet:<broker>:<counter>` key every subscriber's queue shares: another subscriber replaying its
+ * queue would get this subscriber's topic (a scoped actor could make a message look as if it came from
+ * another scope). So authorizeForward remembers the internal topic and QoS of such a delivery
+ * (`rememberStoredTopic`), and this wrapper stores the packet with them; a client-view packet with nothing
+ * remembered is not stored at all (the message stays queued as it was, at worst delivered again).
+ *
+ * Relies on: Client#deliverQoS calling authorizeForward, then, for `!client.clean && !packet.retain`,
+ * `outgoingUpdate` with a QoSPacket that keeps the forwarded packet's brokerId and brokerCounter; the live
+ * packet authorizeForward sees having no messageId yet (queue replays, which call outgoingUpdate *before*
+ * authorizeForward with the stored, internal topic, already have one); internal topics starting with `$`.
+ */
+export function keepStoredTopicsInternal(aedes: Aedes): void {
+  const persistence = persistenceOf(aedes);
+  const outgoingUpdate = persistence.outgoingUpdate.bind(persistence);
+  persistence.outgoingUpdate = (client, packet, ...rest) => {
+    const p = packet as ForwardedPacket;
+    if (p.cmd === 'pubrel' || typeof p.topic !== 'string' || p.topic.charCodeAt(0) === 36 /* $ */) return outgoingUpdate(client, packet, ...rest);
+    const remembered = STORED_TOPICS.get(client as Client);
+    const key = `${p.brokerId}:${p.brokerCounter}`;
+    const internal = remembered?.get(key);
+    if (!internal) return Promise.resolve(undefined);
+    remembered!.delete(key);
+    return outgoingUpdate(client, { ...p, topic: internal.topic, qos: internal.qos }, ...rest);
+  };
+}
+
+type ForwardedPacket = { cmd?: string; topic: string; qos: number; retain?: boolean; messageId?: number; brokerId?: string; brokerCounter?: number };
+const STORED_TOPICS = new WeakMap<Client, Map<string, { topic: string; qos: number }>>();
+/** Bound per client: entries live from authorizeForward to the outgoingUpdate one tick later. */
+const MAX_REMEMBERED = 4_096;
+
+/**
+ * Called by authorizeForward with the packet still internal, before it is shown in the client's view:
+ * remembers its topic and QoS when Aedes is about to store the forwarded copy (see keepStoredTopicsInternal).
+ */
+export function rememberStoredTopic(client: Client, packet: ForwardedPacket): void {
+  if (client.clean || packet.qos === 0 || packet.retain || packet.messageId !== undefined) return;
+  let remembered = STORED_TOPICS.get(client);
+  if (!remembered) STORED_TOPICS.set(client, (remembered = new Map()));
+  if (remembered.size >= MAX_REMEMBERED) remembered.delete(remembered.keys().next().value!);
+  remembered.set(`${packet.brokerId}:${packet.brokerCounter}`, { topic: packet.topic, qos: packet.qos });
 }
 
 /**

@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis';
 import pino, { type Logger } from 'pino';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { sendError } from '../shared/http-error.ts';
-import { checkAedesVersions, destroyPersistence, tolerateUnknownPubrec } from './aedes-internals.ts';
+import { checkAedesVersions, destroyPersistence, keepStoredTopicsInternal, tolerateUnknownPubrec } from './aedes-internals.ts';
 import type { BrokerConfig } from './config.ts';
 import type { BrokerContext } from './context.ts';
 import { authorizeForward } from './hooks/authorize-forward.ts';
@@ -78,6 +78,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
   }
   const aedes = await Aedes.createBroker(aedesOptions);
   tolerateUnknownPubrec(aedes);
+  keepStoredTopicsInternal(aedes);
   // Shared subscriptions: with several brokers on one Redis, a Redis claim lets one broker deliver each message.
   const claim = redisConnections[0] ? redisClaim(redisConnections[0]) : () => true;
   const shared = new SharedGroups(aedes, claim, logger);

@@ -77,16 +77,6 @@ function forwardTopic(state: SessionState, internalTopic: string): string | null
 }
 
 /**
- * A message from this session's own outgoing queue that Aedes already stored in the client's view (Aedes
- * persists the delivered copy while waiting for PUBACK): still deliverable only if it is a valid client topic
- * of an app the session still holds. Every other topic inside the broker is internal (starts with `$`).
- */
-export function decideRequeued(state: SessionState, clientTopic: string): boolean {
-  const check = checkClientTopic(clientTopic, 'name');
-  return check.ok && state.apps.has(check.app);
-}
-
-/**
  * A subscription Aedes holds (internal filter), checked again against a (possibly new) grant: still allowed
  * only if it maps back into the view and the client-view filter would be allowed today.
  */

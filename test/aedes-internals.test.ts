@@ -198,6 +198,20 @@ describe.each([0, 1])('touch points (%#: in-memory, Redis)', (i) => {
     await Promise.all([c.end(), p.end()]);
   });
 
+  it('rememberStoredTopic + keepStoredTopicsInternal: a queue replays in the replaying session’s view, not the live subscriber’s', async () => {
+    const topic = uniq('queued');
+    const offline = await open(url(), backend, { clientId: uniq('offline'), clean: false });
+    await offline.subscribe('my-app/#', 1);
+    await offline.end();
+    const live = await open(url(), alice, { clientId: uniq('live'), clean: false });
+    await live.subscribe('my-app/#', 1);
+    await live.publish(`my-app/${topic}`, 'queued', { qos: 1 });
+    expect(await live.next((m) => m.payload === 'queued')).toMatchObject({ topic: `my-app/${topic}` });
+    const back = await open(url(), backend, { clientId: offline.client.options.clientId, clean: false });
+    expect(await back.next((m) => m.payload === 'queued')).toMatchObject({ topic: `my-app/acme-corp/${topic}` });
+    await Promise.all([live.end(), back.end()]);
+  });
+
   it('adaptRetainedStreams: a retained message is delivered on SUBSCRIBE in the subscriber’s view only', async () => {
     const topic = uniq('ret');
     const p = await open(url(), alice2);

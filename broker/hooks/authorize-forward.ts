@@ -1,9 +1,9 @@
 import type { AuthorizeForwardHandler } from 'aedes';
-import { subscriptionQos } from '../aedes-internals.ts';
+import { rememberStoredTopic, subscriptionQos } from '../aedes-internals.ts';
 import type { BrokerContext } from '../context.ts';
 import { stateOf } from '../session-registry.ts';
 import { deliveredInternalTopic } from '../shared-subscriptions.ts';
-import { decideForward, decideRequeued } from '../session-state.ts';
+import { decideForward } from '../session-state.ts';
 
 /**
  * authorizeForward: a message about to be delivered (live, retained, or queued for a persistent session) is
@@ -12,9 +12,11 @@ import { decideForward, decideRequeued } from '../session-state.ts';
  *
  * The topic is rewritten in place: Aedes hands every subscriber its own packet object (a new Packet per
  * subscription delivery, per retained message and per queued message), and its offline-queue path writes the
- * very object it passed here, ignoring the return value. Aedes then stores that client-view copy while it
- * waits for the PUBACK, so a packet coming back from this client's queue may already be in the client's view:
- * internal topics always start with `$`, client topics never do, which tells the two apart.
+ * very object it passed here, ignoring the return value.
+ *
+ * What is stored never carries a subscriber's view (see keepStoredTopicsInternal), so every topic arriving
+ * here is internal, and the client's view is always derived from it. A topic that is not internal (it does
+ * not start with `$`, as every internal topic does and no client topic may) is never delivered.
  */
 export function authorizeForward(ctx: BrokerContext): AuthorizeForwardHandler {
   const hot = ctx.metrics.hot;
@@ -22,12 +24,13 @@ export function authorizeForward(ctx: BrokerContext): AuthorizeForwardHandler {
     const state = stateOf(client);
     if (!state) return null;
     const internal = packet.topic;
-    if (internal.charCodeAt(0) !== 36 /* $ */) return decideRequeued(state, internal) ? packet : null;
+    if (internal.charCodeAt(0) !== 36 /* $ */) return null;
     // A message a shared subscription group chose this member for (its QoS already fits the member's).
     const viaGroup = internal.charCodeAt(3) === 115 /* the s of $sgshare (internal topics are $sg/...) */ ? deliveredInternalTopic(internal) : null;
     const topic = decideForward(state, viaGroup ?? internal);
     if (topic === null) return null;
     hot.messagesOut++;
+    rememberStoredTopic(client, packet);
     packet.topic = topic;
     if (viaGroup !== null) return packet;
     // Aedes downgrades QoS by looking the subscription up under the delivered topic; that lookup now uses
