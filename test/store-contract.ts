@@ -75,6 +75,7 @@ function commitOf(c: Partial<Commit> & { audit?: AuditDraft }): Commit {
     expect: c.expect ?? {},
     puts: c.puts ?? [],
     deletes: c.deletes ?? [],
+    ...(c.bump ? { bump: c.bump } : {}),
     audit: c.audit ?? draft('test.commit', []),
   };
 }
@@ -144,6 +145,28 @@ export function policyStoreContract(name: string, make: () => Promise<MadeStore>
       const snap = await store.snapshot();
       expect(snap.seq).toBe(4);
       expect(snap.partitions).toEqual({ tenant_t1: 3, tenant_t2: 2 });
+    });
+
+    it('bumps a partition without writing a record of it, and a racing commit on it conflicts', async () => {
+      await store.commit(commitOf({ puts: [tenant(1), scopeType('region')] }));
+      const records = (await store.snapshot()).records.sort(byId);
+      const res = await store.commit(commitOf({ expect: { global: 1 }, puts: [tenant(2)], bump: ['global', 'tenant_t1'] }));
+      expect(res).toEqual({ ok: true, seq: 2 });
+      const snap = await store.snapshot();
+      expect(snap.partitions).toEqual({ tenant_t1: 2, tenant_t2: 2, global: 2 });
+      // No record of a bumped partition was rewritten.
+      expect(snap.records.sort(byId)).toEqual([...records, tenant(2)].sort(byId));
+      const events = (await store.changesSince(1)) as ChangeEvent[];
+      expect(events).toHaveLength(1);
+      expect([...events[0]!.partitions].sort()).toEqual(['global', 'tenant_t1', 'tenant_t2']);
+      expect(events[0]!.puts).toEqual([tenant(2)]);
+      // A write that read the bumped partitions before the bump is refused.
+      const racing = await store.commit(commitOf({ expect: { global: 1, tenant_t1: 1 }, puts: [role(1, 1)] }));
+      expect(racing.ok).toBe(false);
+      if (!racing.ok) expect([...racing.conflicts].sort()).toEqual(['global', 'tenant_t1']);
+      // A bump alone is a commit too.
+      expect(await store.commit(commitOf({ expect: { tenant_t1: 2 }, bump: ['tenant_t1'] }))).toEqual({ ok: true, seq: 3 });
+      expect((await store.snapshot()).partitions.tenant_t1).toBe(3);
     });
 
     it('overwrites a record put again', async () => {

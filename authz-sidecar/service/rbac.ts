@@ -151,10 +151,12 @@ export function createUser(tx: Tx, input: Input<'userCreate'>): UserRecord {
   return user;
 }
 
-/** Bumps a tenant's partition, so a concurrent limit check on it conflicts and is redone. */
+/**
+ * Moves a tenant's partition (users live in the global one), so a concurrent limit check on it conflicts
+ * and is redone; the tenant record is not rewritten.
+ */
 function touchTenant(tx: Tx, tenantId: string): void {
-  const tenant = tx.get('tenant', tenantId);
-  if (tenant) tx.put({ ...tenant });
+  if (tx.get('tenant', tenantId)) tx.touch(tenantId);
 }
 
 export function patchUser(tx: Tx, user: UserRecord, input: Input<'userPatch'>): UserRecord {

@@ -118,12 +118,12 @@ export function createTenant(tx: Tx, input: Input<'tenantCreate'>): TenantRecord
 }
 
 /**
- * Uniqueness that spans tenants (tenant slugs, user kindeIds) is protected by making the write touch the
- * global partition: a marker record bumped on every such write, so two racing creates conflict.
+ * Uniqueness that spans tenants (tenant slugs, user kindeIds) is protected by making the write move the
+ * global partition, so two racing creates conflict. No record is rewritten: nothing derived from the scope
+ * types (evaluate's resolved paths) is dropped, and no live session is re-decided.
  */
 export function touchGlobal(tx: Tx): void {
-  const existing = tx.get('scopeType', 'type_tenant');
-  if (existing) tx.put({ ...existing, updatedAt: existing.updatedAt });
+  tx.touch('global');
 }
 
 export function patchTenant(tx: Tx, tenant: TenantRecord, input: Input<'tenantPatch'>): TenantRecord {

@@ -14,6 +14,8 @@ export class Tx {
   readonly puts = new Map<string, StoredRecord>();
   readonly deletes = new Map<string, RecordRef>();
   readonly before: StoredRecord[] = [];
+  /** Partitions this write moves without writing a record of theirs (see `touch`). */
+  readonly bumps = new Set<string>();
 
   constructor(
     readonly model: PolicyModel,
@@ -23,6 +25,15 @@ export class Tx {
   /** Depend on a whole partition (e.g. a tenant's counts, or 'global' for scope types). */
   depend(partition: string): void {
     this.expect.add(partition);
+  }
+
+  /**
+   * Depend on a whole partition and move it with this write, without rewriting any of its records: a racing
+   * write that read the partition then conflicts and is redone (uniqueness across tenants, a tenant's limits).
+   */
+  touch(partition: string): void {
+    this.expect.add(partition);
+    this.bumps.add(partition);
   }
 
   get<K extends RecordKind>(kind: K, id: string): RecordOf<K> | undefined {

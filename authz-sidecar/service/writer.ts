@@ -62,6 +62,7 @@ export class Writer {
           expect,
           puts: [...tx.puts.values()],
           deletes: [...tx.deletes.values()],
+          bump: [...tx.bumps],
           audit: {
             principal: ctx.principal,
             action,

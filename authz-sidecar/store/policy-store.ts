@@ -48,6 +48,12 @@ export interface Commit {
   expect: Record<string, number>;
   puts: StoredRecord[];
   deletes: RecordRef[];
+  /**
+   * Partitions to move to the new seq although no record of theirs is written: a check that spans records
+   * (tenant slugs unique across the store, a tenant's user count) makes racing writes conflict this way,
+   * without rewriting a record, so nothing that depends on records (a grant, a cached path) sees a change.
+   */
+  bump?: string[];
   audit: AuditDraft;
 }
 
@@ -83,9 +89,9 @@ export interface AuditQuery {
   tenantId?: string;
 }
 
-/** Partitions a commit touches: those of every put and delete. */
-export function touchedPartitions(commit: Pick<Commit, 'puts' | 'deletes'>): string[] {
-  const set = new Set<string>();
+/** Partitions a commit touches: those of every put and delete, and those it bumps. */
+export function touchedPartitions(commit: Pick<Commit, 'puts' | 'deletes' | 'bump'>): string[] {
+  const set = new Set<string>(commit.bump ?? []);
   for (const r of commit.puts) set.add(r.tenantId ?? 'global');
   for (const r of commit.deletes) set.add(r.tenantId ?? 'global');
   return [...set];
