@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { BrokerConfig } from './config.ts';
+import type { LiveUpdates } from './live-updates.ts';
 import type { BrokerMetrics } from './metrics.ts';
 import type { SessionControl } from './session-control.ts';
 import type { SessionRegistry } from './session-registry.ts';
@@ -12,6 +13,7 @@ export interface BrokerContext {
   sidecar: SidecarClient;
   registry: SessionRegistry;
   sessions: SessionControl;
+  live: LiveUpdates;
   metrics: BrokerMetrics;
   logger: Logger;
   /** Shared subscription groups of this broker; set once Aedes exists (server.ts). */

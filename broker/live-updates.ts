@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
-import { changeEventSchema, type BrokerChangeEvent } from '../shared/broker-wire.ts';
+import { changeEventSchema, type BrokerChangeEvent, type SessionGrant } from '../shared/broker-wire.ts';
+import { ChangeHistory } from './change-history.ts';
 import type { BrokerMetrics } from './metrics.ts';
 import type { SessionControl } from './session-control.ts';
 import type { SessionRegistry } from './session-registry.ts';
@@ -15,14 +16,22 @@ export interface LiveUpdatesOptions {
   graceMs: number;
   /** No event or heartbeat for this long: the feed is considered dead and reopened. */
   silenceMs?: number;
+  /** At most this many actors' grants per refresh call. */
+  batchSize?: number;
 }
 
 /**
  * Keeps live sessions in step with policy: listens to the sidecar's change feed (SSE), and for every change
- * re-fetches the grants of the connected actors it may concern (the actors it names, and every connected
- * actor of the tenants it touched) and applies them. Refreshes are coalesced and run one at a time, so a
- * grant fetched later is always applied later. After a (re)connect every session is refreshed, since events
- * may have been missed. While the feed is down, sessions keep their last grant for `graceMs`, then close.
+ * re-fetches the grants of exactly the connected actors whose grant depends on an input the change wrote
+ * (the registry indexes sessions by their grants' inputs), and applies them. A write that changes no grant
+ * input costs nothing here, whatever the number of sessions.
+ *
+ * Refreshes are coalesced and bounded: the work queued is a set of actors (at most one entry per connected
+ * actor, however many writes name it), fetched in batches, one call at a time, so a grant fetched later is
+ * always applied later. A session registered at CONNECT with a grant older than a change already heard that
+ * concerns it is re-decided too (a CONNECT racing a revocation). After a (re)connect every session is
+ * refreshed, since events may have been missed. While the feed is down, sessions keep their last grant for
+ * `graceMs`, then close.
  */
 export class LiveUpdates {
   private abort: AbortController | null = null;
@@ -32,6 +41,9 @@ export class LiveUpdates {
   private lastHeard = Date.now();
   private pending = new Set<string>();
   private running: Promise<void> | null = null;
+  private scheduled = false;
+  private readonly history = new ChangeHistory();
+  private readonly batchSize: number;
   private readonly watchdog: NodeJS.Timeout;
   private readonly silenceMs: number;
   /** Resolves the first time the feed is open (tests, readiness). */
@@ -40,6 +52,7 @@ export class LiveUpdates {
 
   constructor(private readonly o: LiveUpdatesOptions) {
     this.silenceMs = o.silenceMs ?? 6_000;
+    this.batchSize = o.batchSize ?? 2_000;
     this.ready = new Promise((r) => (this.markReady = r));
     this.watchdog = setInterval(() => this.check(), 250);
     this.watchdog.unref();
@@ -51,6 +64,17 @@ export class LiveUpdates {
 
   start(): void {
     void this.loop();
+  }
+
+  /**
+   * A session was just registered with a grant from CONNECT. Changes after its revision that arrived before
+   * it was registered found no session to re-decide; if one of them concerns this grant, re-decide it now.
+   * (While the feed is down there is nothing to check: its reopening re-decides every session.)
+   */
+  sessionStarted(grant: SessionGrant): void {
+    if (!this.connected || !this.history.concerns(grant)) return;
+    this.o.metrics.connectRechecks.inc();
+    this.enqueue([grant.actorId]);
   }
 
   async stop(): Promise<void> {
@@ -103,6 +127,7 @@ export class LiveUpdates {
     this.lastHeard = Date.now();
     this.o.metrics.feedLagSeconds.set(0);
     if (event === 'hello') {
+      this.history.reset(helloRevision(data));
       this.setUp();
       // Events may have been missed while the feed was down: re-decide every live session.
       this.enqueue(this.o.registry.allActors());
@@ -117,27 +142,37 @@ export class LiveUpdates {
       this.enqueue(this.o.registry.allActors());
       return;
     }
-    const actors = new Set(parsed.actorIds);
-    for (const a of this.o.registry.actorsOfTenants(parsed.tenantIds)) actors.add(a);
-    this.enqueue([...actors]);
+    this.history.record(parsed);
+    this.enqueue(parsed.all ? this.o.registry.allActors() : this.o.registry.actorsDependingOn(parsed.inputs));
   }
 
+  /** Queues actors for a refresh; the refresh starts on the next turn, so events read together go together. */
   private enqueue(actorIds: string[]): void {
     for (const a of actorIds) if (this.o.registry.clientsOf(a).length > 0) this.pending.add(a);
-    if (this.pending.size > 0 && !this.running) this.running = this.drain().finally(() => (this.running = null));
+    if (this.pending.size === 0 || this.running || this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      if (!this.running && this.pending.size > 0) this.running = this.drain().finally(() => (this.running = null));
+    });
   }
 
   private async drain(): Promise<void> {
     while (this.pending.size > 0 && !this.stopped) {
-      const batch = [...this.pending].slice(0, 5_000);
+      const batch: string[] = [];
+      for (const a of this.pending) {
+        batch.push(a);
+        if (batch.length >= this.batchSize) break;
+      }
       for (const a of batch) this.pending.delete(a);
       const started = process.hrtime.bigint();
       try {
         const answer = await this.o.sidecar.refresh(batch);
         this.o.metrics.sidecarSeconds.labels('sessions', 'ok').observe(Number(process.hrtime.bigint() - started) / 1e9);
+        this.o.metrics.grantsRefreshed.inc(batch.length);
         for (const actorId of batch) {
           const grant = answer.sessions[actorId];
-          for (const client of this.o.registry.clientsOf(actorId)) this.o.sessions.apply(client, grant ?? null);
+          for (const client of this.o.registry.clientsOf(actorId)) this.o.sessions.apply(client, grant ?? null, answer.revision);
         }
       } catch (err) {
         this.o.metrics.sidecarSeconds.labels('sessions', 'unavailable').observe(Number(process.hrtime.bigint() - started) / 1e9);
@@ -175,5 +210,14 @@ export class LiveUpdates {
       this.o.logger.warn({ sessions: this.o.registry.size }, 'sidecar unreachable beyond the grace period: closing sessions');
       for (const client of this.o.registry.allClients()) this.o.sessions.close(client, 'sidecar_grace_expired');
     }
+  }
+}
+
+function helloRevision(data: string): number {
+  try {
+    const revision = (JSON.parse(data) as { revision?: unknown }).revision;
+    return typeof revision === 'number' ? revision : Number.POSITIVE_INFINITY;
+  } catch {
+    return Number.POSITIVE_INFINITY;
   }
 }

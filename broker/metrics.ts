@@ -66,6 +66,8 @@ export function createBrokerMetrics() {
     feedLagSeconds: new Gauge({ name: 'scopegate_broker_change_feed_lag_seconds', help: 'Seconds since the last event or heartbeat on the change feed', registers: [registry] }),
     feedUp: new Gauge({ name: 'scopegate_broker_change_feed_up', help: '1 while the change feed from the sidecar is connected', registers: [registry] }),
     sessionsClosed: new Counter({ name: 'scopegate_broker_sessions_closed_total', help: 'Sessions closed by the broker, by reason', labelNames: ['reason'], registers: [registry] }),
+    grantsRefreshed: new Counter({ name: 'scopegate_broker_grants_refreshed_total', help: 'Session grants re-fetched from the sidecar after policy changes (one per actor per refresh)', registers: [registry] }),
+    connectRechecks: new Counter({ name: 'scopegate_broker_connect_rechecks_total', help: 'Sessions re-decided right after CONNECT because a change heard meanwhile concerned their grant', registers: [registry] }),
     subscriptionsDropped: new Counter({ name: 'scopegate_broker_subscriptions_dropped_total', help: 'Subscriptions dropped after a policy change', registers: [registry] }),
   };
 }

@@ -54,7 +54,8 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
   const registry = new SessionRegistry();
   const sessions = new SessionControl(registry, config.decisionCacheSize, metrics, logger);
   const sidecar = new SidecarClient(config.sidecarUrl, config.brokerToken, config.sidecarTimeoutMs);
-  const context: BrokerContext = { config, sidecar, registry, sessions, metrics, logger, shared: null };
+  const live = new LiveUpdates({ sidecar, registry, sessions, metrics, logger, graceMs: config.sidecarGraceMs, silenceMs: options.feedSilenceMs });
+  const context: BrokerContext = { config, sidecar, registry, sessions, live, metrics, logger, shared: null };
 
   const aedesOptions: AedesOptions = {
     preConnect: preConnect(context),
@@ -92,7 +93,6 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
   aedes.on('clientError', (client, err) => logger.debug({ clientId: client.id, err: err.message }, 'client error'));
   aedes.on('connectionError', (client, err) => logger.debug({ clientId: client?.id, err: err.message }, 'connection error'));
 
-  const live = new LiveUpdates({ sidecar, registry, sessions, metrics, logger, graceMs: config.sidecarGraceMs, silenceMs: options.feedSilenceMs });
   live.start();
 
   // No Nagle: MQTT messages are small and latency matters more than packing them into fewer segments.

@@ -45,10 +45,14 @@ export class SessionControl {
     this.registry.delete(client);
   }
 
-  /** Re-decides a live session with a fresh grant from the sidecar (null: the actor may no longer connect). */
-  apply(client: Client, fresh: SessionGrant | null): void {
+  /**
+   * Re-decides a live session with a fresh grant from the sidecar, computed at `revision` (null: the actor may
+   * no longer connect). A session whose grant is newer (a CONNECT decided after the refresh was) keeps it.
+   */
+  apply(client: Client, fresh: SessionGrant | null, revision: number): void {
     const old = stateOf(client);
     if (!old || client.closed) return;
+    if (revision < old.grant.revision) return;
     if (!fresh) return this.close(client, 'revoked');
     // Refreshed grants carry no credential expiry; the one from CONNECT still holds.
     const state = sessionStateFor({ ...fresh, expiresAt: old.grant.expiresAt }, this.cacheSize);

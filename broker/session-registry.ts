@@ -15,18 +15,26 @@ export function stateOf(client: Client | null | undefined): SessionState | undef
 }
 
 /**
- * Which sessions are connected, by actor and by tenant, so that a change-feed event naming tenants or actors
- * finds the sessions to re-decide without scanning every client.
+ * Which sessions are connected: by actor, by tenant (metrics), and by the grant inputs their grants were
+ * computed from (`dependsOn`), so that a change-feed event naming inputs finds exactly the sessions to
+ * re-decide without scanning every client.
  */
 export class SessionRegistry {
   private readonly byActor = new Map<string, Set<Client>>();
   private readonly byTenant = new Map<string, Set<string>>();
+  private readonly byInput = new Map<string, Set<Client>>();
 
   /** Attaches (or replaces) the state of a client and indexes it. */
   set(client: Client, state: SessionState): void {
     const previous = stateOf(client);
     if (previous && previous.grant.tenantId !== state.grant.tenantId) this.unindex(client, previous);
+    if (previous) this.unindexInputs(client, previous);
     (client as WithState)[STATE] = state;
+    for (const input of state.grant.dependsOn) {
+      let clients = this.byInput.get(input);
+      if (!clients) this.byInput.set(input, (clients = new Set()));
+      clients.add(client);
+    }
     const { actorId, tenantId } = state.grant;
     let clients = this.byActor.get(actorId);
     if (!clients) this.byActor.set(actorId, (clients = new Set()));
@@ -39,18 +47,25 @@ export class SessionRegistry {
   /** Forgets a client (on disconnect). Its state stays readable on the object for in-flight packets. */
   delete(client: Client): void {
     const state = stateOf(client);
-    if (state) this.unindex(client, state);
+    if (!state) return;
+    this.unindex(client, state);
+    this.unindexInputs(client, state);
+  }
+
+  /** Actors with a connected session whose grant depends on any of `inputs`. */
+  actorsDependingOn(inputs: readonly string[]): string[] {
+    const out = new Set<string>();
+    for (const input of inputs) {
+      for (const client of this.byInput.get(input) ?? []) {
+        const state = stateOf(client);
+        if (state) out.add(state.grant.actorId);
+      }
+    }
+    return [...out];
   }
 
   clientsOf(actorId: string): Client[] {
     return [...(this.byActor.get(actorId) ?? [])];
-  }
-
-  actorsOfTenants(tenantIds: readonly string[]): string[] {
-    if (tenantIds.includes('*')) return this.allActors();
-    const out = new Set<string>();
-    for (const t of tenantIds) for (const a of this.byTenant.get(t) ?? []) out.add(a);
-    return [...out];
   }
 
   allActors(): string[] {
@@ -78,6 +93,14 @@ export class SessionRegistry {
     let n = 0;
     for (const set of this.byActor.values()) n += set.size;
     return n;
+  }
+
+  private unindexInputs(client: Client, state: SessionState): void {
+    for (const input of state.grant.dependsOn) {
+      const clients = this.byInput.get(input);
+      clients?.delete(client);
+      if (clients?.size === 0) this.byInput.delete(input);
+    }
   }
 
   private unindex(client: Client, state: SessionState): void {

@@ -39,6 +39,11 @@ export const sessionGrantSchema = z.object({
   expiresAt: z.number().nullable(),
   /** Store revision the grant was computed at. */
   revision: z.number(),
+  /**
+   * The grant inputs it was computed from (`actor:<id>`, `scope:<id>`, `subject:<id>`, …): the broker re-decides
+   * the session when a change names one of them, and only then.
+   */
+  dependsOn: z.array(z.string()),
 });
 export type SessionGrant = z.infer<typeof sessionGrantSchema>;
 
@@ -85,13 +90,13 @@ export type RefreshResponse = z.infer<typeof refreshResponseSchema>;
 
 /**
  * Change feed (`GET /v1/broker/changes`, text/event-stream): one `change` event per committed store change,
- * naming the tenants it touched (an empty list with `global: true` for global changes such as users), and a
- * `heartbeat` event every few seconds so the broker notices a dead feed.
+ * naming the grant inputs it wrote (see SessionGrant.dependsOn; empty for a write no grant reads), and a
+ * `heartbeat` event every few seconds so the broker notices a dead feed. `all: true` (after the sidecar
+ * reloaded its model) means any grant may have changed.
  */
 export const changeEventSchema = z.object({
   seq: z.number(),
-  tenantIds: z.array(z.string()),
-  /** Actors whose own records changed (moved, disabled, deleted, grants). */
-  actorIds: z.array(z.string()),
+  inputs: z.array(z.string()),
+  all: z.boolean(),
 });
 export type BrokerChangeEvent = z.infer<typeof changeEventSchema>;

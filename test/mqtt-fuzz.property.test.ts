@@ -228,12 +228,13 @@ const grantArb: fc.Arbitrary<SessionGrant> = fc.record({
   apps: appGrantArb(APPS).map((apps) => apps.map((a) => (a.mode === 'open' ? { ...a, publish: [`${a.slug}/#`], subscribe: [`${a.slug}/#`] } : a))),
   expiresAt: fc.constant(null),
   revision: fc.constant(1),
+  dependsOn: fc.constant<string[]>([]),
 });
 
 describe('pure: broker decisions on hand-built grants', () => {
   it('a malformed permission pattern (`#` before the end) grants nothing, never all of its prefix', () => {
     const rbac = { appId: 'app_s', slug: 'sensors', mode: 'rbac' as const, publish: ['sensors/#/temp'], subscribe: ['sensors/#/temp'] };
-    const state = sessionStateFor({ actorId: 'a', subjectId: 's', tenantId: 't', projectId: 'p', accessScopeId: 'sc', mount: '$sg/p', namespace: 'acme-corp', apps: [rbac], expiresAt: null, revision: 1 }, 16);
+    const state = sessionStateFor({ actorId: 'a', subjectId: 's', tenantId: 't', projectId: 'p', accessScopeId: 'sc', mount: '$sg/p', namespace: 'acme-corp', apps: [rbac], expiresAt: null, revision: 1, dependsOn: [] }, 16);
     expect(decidePublish(state, 'sensors/kitchen/humidity')).toEqual({ refused: 'not_permitted' });
     expect(decidePublish(state, 'sensors/kitchen/temp')).toEqual({ refused: 'not_permitted' });
     expect(decideSubscribe(state, 'sensors/#')).toEqual({ refused: 'not_permitted' });

@@ -2,7 +2,8 @@ import type { AppGrant, SessionGrant } from '../../shared/broker-wire.ts';
 import { INTERNAL_PREFIX } from '../../shared/topic.ts';
 import type { PolicyModel } from '../model/policy-model.ts';
 import type { ActorRecord } from '../model/records.ts';
-import { allowedTopicPatterns } from './evaluate.ts';
+import { allowedTopicPatterns, resolvePath } from './evaluate.ts';
+import { grantInput } from './grant-inputs.ts';
 
 /**
  * What the broker needs to decide every publish and subscribe of an actor's session in memory, computed
@@ -17,15 +18,21 @@ export function sessionGrantFor(model: PolicyModel, actorId: string, expiresAt: 
   const namespace = namespaceOf(model, actor, project.scopeId);
   if (namespace === null) return null;
   const decisionScope = actor.accessScopeId ?? project.scopeId;
+  // What this grant reads, so that only a change to one of these re-decides the session (grant-inputs.ts).
+  const dependsOn = new Set([grantInput.actor(actor.id), grantInput.project(project.id)]);
+  for (const scope of namespaceScopes(model, actor.accessScopeId, project.scopeId)) dependsOn.add(grantInput.scope(scope));
 
   const apps: AppGrant[] = [];
+  let rbac = false;
   for (const grant of model.referrersOf(actor.id, 'appGrant')) {
+    dependsOn.add(grantInput.app(grant.appId));
     const app = model.get('app', grant.appId);
     if (!app || app.projectId !== project.id) continue;
     if (app.mode === 'open') {
       apps.push({ appId: app.id, slug: app.slug, mode: 'open', publish: [`${app.slug}/#`], subscribe: [`${app.slug}/#`] });
       continue;
     }
+    rbac = true;
     const forApp = (patterns: string[]) => patterns.flatMap((p) => restrictToApp(p, app.slug));
     apps.push({
       appId: app.id,
@@ -36,6 +43,12 @@ export function sessionGrantFor(model: PolicyModel, actorId: string, expiresAt: 
     });
   }
   apps.sort((a, b) => (a.slug < b.slug ? -1 : 1));
+  if (rbac) {
+    // Topic permissions: the subject's memberships, and the roles, permissions and overrides on the decision
+    // path, whose extent depends on the types of the scopes walked.
+    dependsOn.add(grantInput.subject(actor.subjectId));
+    for (const scope of resolvePath(model, decisionScope)) dependsOn.add(grantInput.scope(scope.id)).add(grantInput.scopeType(scope.typeId));
+  }
 
   return {
     actorId: actor.id,
@@ -48,6 +61,7 @@ export function sessionGrantFor(model: PolicyModel, actorId: string, expiresAt: 
     apps,
     expiresAt,
     revision: model.seq,
+    dependsOn: [...dependsOn],
   };
 }
 
@@ -62,6 +76,17 @@ export function restrictToApp(pattern: string, slug: string): string[] {
   if (first === '#') return [`${slug}/#`];
   if (first === '+') return rest.length > 0 ? [`${slug}/${rest.join('/')}`] : [];
   return [];
+}
+
+/** The scopes whose slugs and parents make the namespace: the access scope up to the project's scope. */
+function namespaceScopes(model: PolicyModel, accessScopeId: string | null, projectScopeId: string): string[] {
+  const out = [projectScopeId];
+  if (accessScopeId === null) return out;
+  for (const scope of model.ancestry(accessScopeId)) {
+    if (scope.id === projectScopeId) break;
+    out.push(scope.id);
+  }
+  return out;
 }
 
 /** Slug path of the actor's access scope below its project ('' at project level); null if not inside it. */

@@ -59,9 +59,17 @@ export class PolicyModel {
     this.seq = snapshot.seq;
   }
 
-  /** Applies one change event; events at or below the current seq are ignored (already applied). */
-  apply(event: ChangeEvent): boolean {
+  /**
+   * Applies one change event; events at or below the current seq are ignored (already applied). `displaced`,
+   * when given, receives the records the event replaced or deleted, as they were (what a change affected
+   * can depend on what a record was, e.g. the role of a deleted role assignment).
+   */
+  apply(event: ChangeEvent, displaced?: Map<string, StoredRecord>): boolean {
     if (event.seq <= this.seq) return false;
+    if (displaced) {
+      for (const ref of event.deletes) this.keep(ref.id, displaced);
+      for (const r of event.puts) this.keep(r.id, displaced);
+    }
     for (const ref of event.deletes) this.remove(ref.id);
     for (const r of event.puts) {
       this.remove(r.id);
@@ -70,6 +78,11 @@ export class PolicyModel {
     for (const p of event.partitions) this.partitionSeqs.set(p, event.seq);
     this.seq = event.seq;
     return true;
+  }
+
+  private keep(id: string, displaced: Map<string, StoredRecord>): void {
+    const r = this.records.get(id);
+    if (r && !displaced.has(id)) displaced.set(id, r);
   }
 
   partitionSeq(partition: string): number {

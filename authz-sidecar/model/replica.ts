@@ -1,15 +1,17 @@
 import { EventEmitter } from 'node:events';
 import type { ChangeEvent, PolicyStore } from '../store/policy-store.ts';
 import { PolicyModel } from './policy-model.ts';
+import type { StoredRecord } from './records.ts';
 
 /**
  * Keeps a PolicyModel current with the store: a snapshot at start, then every change event (from this
  * sidecar's own commits and from other sidecars sharing the store), applied strictly in seq order. A
  * missing seq is fetched with `changesSince`; a gap the store can no longer fill reloads a snapshot.
  *
- * Emits 'change' (ChangeEvent) after each applied event, for the broker change feed and live metrics.
+ * Emits 'change' after each applied event, for the broker change feed and live metrics, with the records the
+ * event replaced or deleted as they were before it.
  */
-export class PolicyReplica extends EventEmitter<{ change: [ChangeEvent]; reloaded: [number] }> {
+export class PolicyReplica extends EventEmitter<{ change: [ChangeEvent, ReadonlyMap<string, StoredRecord>]; reloaded: [number] }> {
   readonly model = new PolicyModel();
   private unwatch: (() => void) | undefined;
   private catchingUp: Promise<void> | undefined;
@@ -82,8 +84,9 @@ export class PolicyReplica extends EventEmitter<{ change: [ChangeEvent]; reloade
   }
 
   private applyOne(event: ChangeEvent): void {
-    this.model.apply(event);
-    this.emit('change', event);
+    const displaced = new Map<string, StoredRecord>();
+    this.model.apply(event, displaced);
+    this.emit('change', event, displaced);
     this.wake();
   }
 

@@ -8,10 +8,13 @@ import {
   type SessionGrant,
 } from '../../shared/broker-wire.ts';
 import { jwks } from '../credentials/signing-keys.ts';
+import { inputsOfChange } from '../engine/grant-inputs.ts';
 import { sessionGrantFor } from '../engine/session-grant.ts';
 import { authenticateBroker } from '../http/auth.ts';
 import type { DecisionAnswers } from '../http/decision-answers.ts';
 import { parse } from '../http/validate.ts';
+import type { PolicyModel } from '../model/policy-model.ts';
+import type { StoredRecord } from '../model/records.ts';
 import type { ChangeEvent } from '../store/policy-store.ts';
 import type { SidecarContext } from './context.ts';
 
@@ -24,7 +27,7 @@ export interface BrokerRouteOptions {
 /**
  * The broker-facing decision API (`/v1/broker/*`, BROKER_TOKEN) and the public JWKS. A CONNECT is decided
  * here once (credentials → actor → session grant); everything after it the broker decides in memory from the
- * grant, which it refreshes when the change feed names the actor's tenant.
+ * grant, which it refreshes when the change feed names one of the grant's inputs.
  */
 export function brokerRoutes(ctx: SidecarContext, options: BrokerRouteOptions): Router {
   const r = Router();
@@ -63,15 +66,20 @@ export function brokerRoutes(ctx: SidecarContext, options: BrokerRouteOptions): 
     res.json({ revision: ctx.replica.seq, sessions });
   });
 
+  // Every connected broker hears the same event: computed once per change.
+  let last: BrokerChangeEvent | null = null;
+  const brokerEventOf = (e: ChangeEvent, displaced: ReadonlyMap<string, StoredRecord>): BrokerChangeEvent =>
+    last?.seq === e.seq ? last : (last = toBrokerEvent(model(), e, displaced));
+
   ctx.routes.add({ method: 'get', path: '/broker/changes', tag: 'broker', summary: 'Change feed (text/event-stream) for the broker (BROKER_TOKEN)' });
   b.get('/changes', (req, res) => {
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
     res.flushHeaders();
     const send = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
     send('hello', { revision: ctx.replica.seq });
-    const onChange = (e: ChangeEvent) => send('change', toBrokerEvent(e));
+    const onChange = (e: ChangeEvent, displaced: ReadonlyMap<string, StoredRecord>) => send('change', brokerEventOf(e, displaced));
     // A reload after a gap may have changed anything: tell the broker to re-decide every session.
-    const onReload = (seq: number) => send('change', { seq, tenantIds: ['*'], actorIds: [] } satisfies BrokerChangeEvent);
+    const onReload = (seq: number) => send('change', { seq, inputs: [], all: true } satisfies BrokerChangeEvent);
     ctx.replica.on('change', onChange);
     ctx.replica.on('reloaded', onReload);
     const heartbeat = setInterval(() => send('heartbeat', { revision: ctx.replica.seq }), heartbeatMs);
@@ -83,19 +91,9 @@ export function brokerRoutes(ctx: SidecarContext, options: BrokerRouteOptions): 
   });
   r.use('/v1/broker', b);
   return r;
+}
 
-  function toBrokerEvent(e: ChangeEvent): BrokerChangeEvent {
-    const actorIds = new Set<string>();
-    for (const rec of [...e.puts, ...e.deletes]) {
-      const full = 'kind' in rec ? rec : undefined;
-      if (!full) continue;
-      if (rec.kind === 'actor') actorIds.add(rec.id);
-      if ('actorId' in rec && typeof rec.actorId === 'string') actorIds.add(rec.actorId);
-      if ('subjectId' in rec && typeof rec.subjectId === 'string') {
-        const s = model().subject(rec.subjectId);
-        if (s?.kind === 'actor') actorIds.add(s.id);
-      }
-    }
-    return { seq: e.seq, tenantIds: e.partitions.filter((p) => p !== 'global'), actorIds: [...actorIds] };
-  }
+/** A committed change as the broker hears it: the grant inputs it wrote (none for most writes). */
+export function toBrokerEvent(model: PolicyModel, e: ChangeEvent, displaced: ReadonlyMap<string, StoredRecord>): BrokerChangeEvent {
+  return { seq: e.seq, inputs: inputsOfChange(model, e, displaced), all: false };
 }

@@ -89,6 +89,8 @@ export function authenticate(ctx: BrokerContext): AuthenticateHandler {
     if (outcome?.ok) {
       const grant = outcome.response.session;
       ctx.sessions.start(client, grant);
+      // A change heard between the decision and now found no session to re-decide: check it here.
+      ctx.live.sessionStarted(grant);
       rewritePending(client, ctx);
       ctx.metrics.decisions.labels('connect', 'allowed', 'ok').inc();
       ctx.logger.info({ clientId: client.id, actorId: grant.actorId, tenantId: grant.tenantId, scopeId: grant.accessScopeId, namespace: grant.namespace }, 'connect allowed');
