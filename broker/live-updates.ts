@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { changeEventSchema, type BrokerChangeEvent, type SessionGrant } from '../shared/broker-wire.ts';
 import { ChangeHistory } from './change-history.ts';
@@ -33,7 +34,7 @@ export interface LiveUpdatesOptions {
  * refreshed, since events may have been missed. While the feed is down, sessions keep their last grant for
  * `graceMs`, then close.
  */
-export class LiveUpdates {
+export class LiveUpdates extends EventEmitter<{ refreshed: [string[]] }> {
   private abort: AbortController | null = null;
   private stopped = false;
   private connected = false;
@@ -51,6 +52,7 @@ export class LiveUpdates {
   private markReady!: () => void;
 
   constructor(private readonly o: LiveUpdatesOptions) {
+    super();
     this.silenceMs = o.silenceMs ?? 6_000;
     this.batchSize = o.batchSize ?? 2_000;
     this.ready = new Promise((r) => (this.markReady = r));
@@ -174,6 +176,8 @@ export class LiveUpdates {
           const grant = answer.sessions[actorId];
           for (const client of this.o.registry.clientsOf(actorId)) this.o.sessions.apply(client, grant ?? null, answer.revision);
         }
+        // Which actors were re-decided, for whoever watches (the write-cost tests).
+        if (this.listenerCount('refreshed') > 0) this.emit('refreshed', batch);
       } catch (err) {
         this.o.metrics.sidecarSeconds.labels('sessions', 'unavailable').observe(Number(process.hrtime.bigint() - started) / 1e9);
         // Keep the old grants (grace) and retry these actors shortly.

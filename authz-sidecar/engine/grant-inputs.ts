@@ -15,8 +15,10 @@ export const grantInput = {
   actor: (actorId: string) => `actor:${actorId}`,
   /** The memberships (and their role assignments) of a subject. */
   subject: (subjectId: string) => `subject:${subjectId}`,
-  /** A scope record (slug, parent, type), and the roles, permissions and overrides defined at it. */
+  /** A scope record: its slug, parent and type (and that it exists). */
   scope: (scopeId: string) => `scope:${scopeId}`,
+  /** The roles, permissions, role–permission links and overrides defined at a scope. */
+  rules: (scopeId: string) => `rules:${scopeId}`,
   /** A scope type's permission mode (where the decision path stops). */
   scopeType: (typeId: string) => `scopeType:${typeId}`,
   app: (appId: string) => `app:${appId}`,
@@ -61,8 +63,9 @@ function inputsOfRecord(r: StoredRecord, old: StoredRecord | undefined, lookup: 
       out.add(grantInput.project(r.id));
       return;
     case 'scope':
-      // A new scope is in no grant's path yet; a moved, renamed, retyped or deleted one is in its subtree's.
-      if (old) out.add(grantInput.scope(r.id));
+      // A new scope is in no grant's path yet; a moved, re-slugged, retyped or deleted one is in its subtree's.
+      // Its name and external id are no grant input.
+      if (old?.kind === 'scope' && (old === r || old.slug !== r.slug || old.parentId !== r.parentId || old.typeId !== r.typeId)) out.add(grantInput.scope(r.id));
       return;
     case 'scopeType':
       if (old) out.add(grantInput.scopeType(r.id));
@@ -79,21 +82,21 @@ function inputsOfRecord(r: StoredRecord, old: StoredRecord | undefined, lookup: 
     }
     case 'role':
       // Name and description are no grant input; a role in use goes with its assignments and links.
-      if (old?.kind === 'role' && old.scopeId !== r.scopeId) out.add(grantInput.scope(old.scopeId)).add(grantInput.scope(r.scopeId));
-      else if (old && old === r) out.add(grantInput.scope(r.scopeId));
+      if (old?.kind === 'role' && old.scopeId !== r.scopeId) out.add(grantInput.rules(old.scopeId)).add(grantInput.rules(r.scopeId));
+      else if (old && old === r) out.add(grantInput.rules(r.scopeId));
       return;
     case 'permission':
-      if (old) out.add(grantInput.scope(r.scopeId));
-      if (old?.kind === 'permission' && old.scopeId !== r.scopeId) out.add(grantInput.scope(old.scopeId));
+      if (old) out.add(grantInput.rules(r.scopeId));
+      if (old?.kind === 'permission' && old.scopeId !== r.scopeId) out.add(grantInput.rules(old.scopeId));
       return;
     case 'rolePermission': {
       const scope = linkScope(r.roleId, r.permissionId, lookup, model);
-      for (const s of scope) out.add(grantInput.scope(s));
+      for (const s of scope) out.add(grantInput.rules(s));
       return;
     }
     case 'permissionOverride':
     case 'rolePermissionOverride':
-      out.add(grantInput.scope(r.childScopeId));
+      out.add(grantInput.rules(r.childScopeId));
       return;
     // Tenants, workspaces and environments hold no grant input (their scopes do); type edges only check
     // writes; keys, secrets and signing keys decide credentials at CONNECT, not a session's grant.
@@ -104,7 +107,7 @@ function inputsOfRecord(r: StoredRecord, old: StoredRecord | undefined, lookup: 
 
 function addRoleScope(roleId: string, lookup: RecordLookup, out: Set<string>): void {
   const role = lookup(roleId);
-  if (role?.kind === 'role') out.add(grantInput.scope(role.scopeId));
+  if (role?.kind === 'role') out.add(grantInput.rules(role.scopeId));
 }
 
 /**

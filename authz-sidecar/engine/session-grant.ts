@@ -47,7 +47,7 @@ export function sessionGrantFor(model: PolicyModel, actorId: string, expiresAt: 
     // Topic permissions: the subject's memberships, and the roles, permissions and overrides on the decision
     // path, whose extent depends on the types of the scopes walked.
     dependsOn.add(grantInput.subject(actor.subjectId));
-    for (const scope of resolvePath(model, decisionScope)) dependsOn.add(grantInput.scope(scope.id)).add(grantInput.scopeType(scope.typeId));
+    for (const scope of resolvePath(model, decisionScope)) dependsOn.add(grantInput.scope(scope.id)).add(grantInput.rules(scope.id)).add(grantInput.scopeType(scope.typeId));
   }
 
   return {
