@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { STATUS_CODES, createServer, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { AddressInfo } from 'node:net';
+import { listenOn } from '../shared/listen.ts';
 import pino, { type Logger } from 'pino';
 import { ScopeGateError } from '../shared/errors.ts';
 import { createApp } from './app.ts';
@@ -85,17 +85,10 @@ export async function createSidecar(options: SidecarOptions) {
       server = createServer((req, res) => {
         if (!fast(req, res)) app(req, res);
       });
-      const s = server;
-      await new Promise<void>((resolve, reject) => {
-        s.once('error', reject);
-        s.listen(port, host, () => {
-          s.off('error', reject);
-          resolve();
-        });
-      });
+      const chosen = await listenOn(server, port, host, 'SIDECAR_PORT');
       server.keepAliveTimeout = 65_000;
       server.on('clientError', answerClientError);
-      return (server.address() as AddressInfo).port;
+      return chosen;
     },
     async close(): Promise<void> {
       replica.stop();

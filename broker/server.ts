@@ -1,5 +1,5 @@
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net';
+import { createServer as createNetServer } from 'node:net';
 import { Aedes, type AedesOptions } from 'aedes';
 import type { Redis } from 'ioredis';
 import pino, { type Logger } from 'pino';
@@ -19,6 +19,7 @@ import { SessionControl } from './session-control.ts';
 import { SessionRegistry } from './session-registry.ts';
 import { redisClaim, SharedGroups } from './shared-subscriptions.ts';
 import { SidecarClient } from './sidecar-client.ts';
+import { listenOn } from '../shared/listen.ts';
 
 export interface RunningBroker {
   tcpPort: number;
@@ -97,18 +98,21 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
 
   // No Nagle: MQTT messages are small and latency matters more than packing them into fewer segments.
   const tcp = createNetServer({ noDelay: true }, (socket) => aedes.handle(socket));
-  const tcpPort = await listen(tcp, config.mqttPort, config.host);
+  const tcpPort = await listenOn(tcp, config.mqttPort, config.host, 'MQTT_PORT');
 
   const http = createHttpServer((_req, res) => {
     res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket: connect with a WebSocket client (subprotocol mqtt)\n');
   });
   const wss = new WebSocketServer({ server: http });
+  // The ws server re-emits its HTTP server's errors; a bind failure is reported by listenOn below, so the
+  // re-emitted copy must not become an unhandled 'error' event that kills the process.
+  wss.on('error', (err) => logger.debug({ err: err.message }, 'websocket server error'));
   wss.on('connection', (ws, req) => {
     const stream = createWebSocketStream(ws);
     stream.on('error', () => stream.destroy());
     aedes.handle(stream, req);
   });
-  const wsPort = await listen(http, config.wsPort, config.host);
+  const wsPort = await listenOn(http, config.wsPort, config.host, 'MQTT_WS_PORT');
 
   const metricsPortWanted = options.metricsPort === undefined ? config.metricsPort : options.metricsPort;
   let metricsServer: HttpServer | null = null;
@@ -131,7 +135,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
         sendError(res, 'ROUTE_NOT_FOUND');
       }
     });
-    metricsPort = await listen(metricsServer, metricsPortWanted, config.host);
+    metricsPort = await listenOn(metricsServer, metricsPortWanted, config.host, 'BROKER_METRICS_PORT');
   }
   logger.info({ tcpPort, wsPort, metricsPort, sidecar: config.sidecarUrl }, `broker listening: mqtt://${config.host}:${tcpPort}, ws://${config.host}:${wsPort}`);
 
@@ -151,14 +155,4 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
     })());
 
   return { tcpPort, wsPort, metricsPort, aedes, context, live, close };
-}
-
-function listen(server: NetServer | HttpServer, port: number, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve((server.address() as AddressInfo).port);
-    });
-  });
 }

@@ -9,6 +9,7 @@ import { createConnection } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { ScopeGateClient } from '../client/index.ts';
 import { setupDemo } from '../cli/demo.ts';
+import { describeListenFailure, probePort } from '../shared/listen.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const env = { ...process.env };
@@ -20,6 +21,9 @@ const mqttPort = Number(env.MQTT_PORT || 1883);
 env.SIDECAR_PORT = String(sidecarPort);
 env.MQTT_PORT = String(mqttPort);
 env.SIDECAR_URL ||= `http://127.0.0.1:${sidecarPort}`;
+// In a terminal the banner is what a first-time user reads; per-request info lines would scroll it away.
+const quietLogs = !env.LOG_LEVEL && process.stdout.isTTY === true;
+if (quietLogs) env.LOG_LEVEL = 'warn';
 
 const children: ChildProcess[] = [];
 function run(name: string, script: string): ChildProcess {
@@ -70,27 +74,59 @@ async function waitForPort(port: number, what: string, timeoutMs = 30_000): Prom
   }
 }
 
+/**
+ * Every port both processes will bind, checked before anything starts: a port in use would otherwise let the
+ * banner point at whatever already listens there (another ScopeGate, say) instead of naming the conflict.
+ */
+async function portProblems(): Promise<string[]> {
+  const sidecarHost = env.SIDECAR_HOST?.trim() || '0.0.0.0';
+  const brokerHost = env.MQTT_HOST?.trim() || '0.0.0.0';
+  const wanted: Array<[number, string, string]> = [
+    [sidecarPort, sidecarHost, 'SIDECAR_PORT'],
+    [mqttPort, brokerHost, 'MQTT_PORT'],
+    [Number(env.MQTT_WS_PORT || 8083), brokerHost, 'MQTT_WS_PORT'],
+    [Number(env.BROKER_METRICS_PORT || 9464), env.BROKER_METRICS_HOST?.trim() || brokerHost, 'BROKER_METRICS_PORT'],
+  ];
+  const problems: string[] = [];
+  for (const [port, host, variable] of wanted) {
+    if (!Number.isInteger(port) || port < 0 || port > 65535) continue; // the process's own config check names it
+    const err = await probePort(port, host);
+    if (err) problems.push(describeListenFailure(err, port, host, variable));
+  }
+  return problems;
+}
+
 async function main(): Promise<void> {
   if (sidecarPort === 0 || mqttPort === 0) throw new Error('npm start needs fixed ports (SIDECAR_PORT and MQTT_PORT must not be 0); run start:sidecar / start:broker for ephemeral ports');
+  const busy = await portProblems();
+  if (busy.length > 0) throw new Error(`cannot start, nothing was started:\n${busy.map((p) => `  - ${p}`).join('\n')}`);
   run('authz-sidecar', 'authz-sidecar/main.ts');
   await waitForPort(sidecarPort, 'authz-sidecar');
   run('broker', 'broker/main.ts');
   await waitForPort(mqttPort, 'broker');
+  if (Number(env.MQTT_WS_PORT || 8083) !== 0) await waitForPort(Number(env.MQTT_WS_PORT || 8083), 'broker (WebSocket)');
 
   const client = new ScopeGateClient({ baseUrl: `http://127.0.0.1:${sidecarPort}`, token: env.AUTHZ_ADMIN_TOKEN! });
-  const demo = await setupDemo(client, { mqttPort });
+  // A fixed suffix: against Redis the demo of an earlier run is found and reused (with fresh tokens).
+  const demo = await setupDemo(client, { mqttPort, suffix: 'demo' });
   const lines = [
     '',
     '================ ScopeGate is running ================',
     `HTTP API  http://127.0.0.1:${sidecarPort}   (OpenAPI: /openapi.json)`,
     `MQTT      tcp://127.0.0.1:${mqttPort}   ws://127.0.0.1:${env.MQTT_WS_PORT || 8083}`,
     generatedAdmin ? `Admin token (generated for this run; set AUTHZ_ADMIN_TOKEN to choose one):\n  ${env.AUTHZ_ADMIN_TOKEN}` : 'Admin token: from AUTHZ_ADMIN_TOKEN',
+    ...(generatedAdmin && env.REDIS_URL
+      ? ['  REDIS_URL is set, so your data outlives this run, but this admin token does not: the next start prints a', '  new one and this one stops working. Set AUTHZ_ADMIN_TOKEN to keep the same token across restarts.']
+      : []),
     '',
     'Try the API:',
     `  curl -s http://127.0.0.1:${sidecarPort}/v1/tenants -H 'Authorization: Bearer ${generatedAdmin ? env.AUTHZ_ADMIN_TOKEN : '$AUTHZ_ADMIN_TOKEN'}'`,
     '',
-    'Demo: two tenants (acme, beta) created just now; run these in two terminals:',
+    demo.reused
+      ? 'Demo: the two tenants (acme-demo, beta-demo) of an earlier run, reused with new tokens; run these:'
+      : 'Demo: two tenants (acme-demo, beta-demo) created just now; run these:',
     ...demo.commands.map((c) => `  ${c}`),
+    quietLogs ? 'Logs: warnings and errors only in this terminal (set LOG_LEVEL=info to see every decision).' : '',
     env.REDIS_URL ? '' : '\nEmbedded stores (REDIS_URL unset): nothing is durable; everything above is gone when you stop.',
     '=====================================================',
     '',

@@ -79,14 +79,16 @@ export const schemas = {
     externalId: externalId.optional(),
   }),
   projectCreate: z.strictObject({
-    tenantId: id('tenant'),
+    // Implied by the workspace; when given it must be the workspace's tenant (else 422 CROSS_TENANT).
+    tenantId: id('tenant').optional(),
     workspaceId: id('workspace'),
     name: text(200),
     slug: slug.optional(),
     externalId: externalId.optional(),
   }),
   environmentCreate: z.strictObject({
-    tenantId: id('tenant'),
+    // Implied by the project; when given it must be the project's tenant (else 422 CROSS_TENANT).
+    tenantId: id('tenant').optional(),
     projectId: id('project'),
     name: text(200),
     slug: slug.optional(),

@@ -200,8 +200,8 @@ export function createWorkspace(tx: Tx, input: Input<'workspaceCreate'>): Worksp
 }
 
 export function createProject(tx: Tx, input: Input<'projectCreate'>): ProjectRecord {
-  const tenant = tx.ref('tenant', input.tenantId, 'tenantId');
   const workspace = tx.ref('workspace', input.workspaceId, 'workspaceId');
+  const tenant = tx.ref('tenant', input.tenantId ?? workspace.tenantId, 'tenantId');
   if (workspace.tenantId !== tenant.id) {
     throw new ScopeGateError('CROSS_TENANT', `Workspace '${workspace.id}' belongs to another tenant.`, [{ path: 'workspaceId', message: 'other tenant' }]);
   }
@@ -229,8 +229,8 @@ export function createProject(tx: Tx, input: Input<'projectCreate'>): ProjectRec
 }
 
 export function createEnvironment(tx: Tx, input: Input<'environmentCreate'>): EnvironmentRecord {
-  const tenant = tx.ref('tenant', input.tenantId, 'tenantId');
   const project = tx.ref('project', input.projectId, 'projectId');
+  const tenant = tx.ref('tenant', input.tenantId ?? project.tenantId, 'tenantId');
   if (project.tenantId !== tenant.id) {
     throw new ScopeGateError('CROSS_TENANT', `Project '${project.id}' belongs to another tenant.`, [{ path: 'projectId', message: 'other tenant' }]);
   }
