@@ -6,6 +6,7 @@ import { authenticateAdmin } from './http/auth.ts';
 import type { DecisionAnswers } from './http/decision-answers.ts';
 import { toClientError } from './http/error-response.ts';
 import { buildOpenApi } from './http/openapi.ts';
+import { unmatchedRoute } from './http/unmatched-route.ts';
 import type { SidecarMetrics } from './metrics.ts';
 import type { SidecarContext } from './routes/context.ts';
 import { evaluateRoutes } from './routes/evaluate.ts';
@@ -96,8 +97,10 @@ export function createApp(deps: AppDeps): express.Express {
   v1.use(messagingRoutes(deps, deps.tokenIssuer));
   app.use('/v1', v1);
 
-  app.use(((req, _res, next) => {
-    next(new ScopeGateError('ROUTE_NOT_FOUND', `No route ${req.method} ${req.path.slice(0, 200)}.`));
+  app.use(((req, res, next) => {
+    const { error, allow } = unmatchedRoute(deps.routes.all(), req.method, req.path);
+    if (allow) res.setHeader('allow', allow);
+    next(error);
   }) as RequestHandler);
 
   app.use(((err, _req, res, _next) => {

@@ -138,6 +138,11 @@ export function messagingRoutes(ctx: SidecarContext, tokenIssuer: string): Route
     const { a } = actor(req, res);
     if (a.disabled) throw new ScopeGateError('RULE_VIOLATION', 'This actor is disabled.');
     const { token, expiresAt } = await signActorToken(model(), tokenIssuer, { actorId: a.id, tenantId: a.tenantId, ttlSeconds: input.ttlSeconds }, ctx.clock());
+    // Issuing a credential is audited like a write (never the token itself); no audit entry, no token.
+    await write(req, res, 'actor_token.issue', (tx) => {
+      const current = tx.must('actor', a.id);
+      tx.note({ kind: 'actorToken', tenantId: current.tenantId, actorId: current.id, expiresAt, ttlSeconds: input.ttlSeconds });
+    });
     res.status(201).json({ actorId: a.id, token, tokenType: 'Bearer', expiresAt, mqtt: { username: a.id, password: token } });
   });
   doc('post', '/actors/{actorId}/secrets', 'actor', 'Issue a secret (shown once, stored hashed)', undefined, 201);

@@ -16,6 +16,8 @@ export class Tx {
   readonly before: StoredRecord[] = [];
   /** Partitions this write moves without writing a record of theirs (see `touch`). */
   readonly bumps = new Set<string>();
+  /** Things done that change no record but belong in the audit log (e.g. a token issued). */
+  readonly notes: Array<{ kind: string; tenantId: string | null; [field: string]: unknown }> = [];
 
   constructor(
     readonly model: PolicyModel,
@@ -77,19 +79,28 @@ export class Tx {
     this.expect.add(partitionOf(record));
   }
 
+  /**
+   * Records an action that changes no stored record (issuing a token) so that it is committed as an
+   * audit-only change: it advances the log and appears in the audit log like any write.
+   */
+  note(entry: { kind: string; tenantId: string | null; [field: string]: unknown }): void {
+    this.notes.push(entry);
+  }
+
   /** Base fields of a new record. */
   base(kind: RecordKind): { id: string; createdAt: string; updatedAt: string } {
     return { id: newId(kind), createdAt: this.now, updatedAt: this.now };
   }
 
   get empty(): boolean {
-    return this.puts.size === 0 && this.deletes.size === 0;
+    return this.puts.size === 0 && this.deletes.size === 0 && this.notes.length === 0;
   }
 
   tenantIds(): string[] {
     const set = new Set<string>();
     for (const r of this.puts.values()) if (r.tenantId) set.add(r.tenantId);
     for (const r of this.deletes.values()) if (r.tenantId) set.add(r.tenantId);
+    for (const n of this.notes) if (n.tenantId) set.add(n.tenantId);
     return [...set];
   }
 }

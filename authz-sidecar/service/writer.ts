@@ -70,7 +70,7 @@ export class Writer {
             ...(ctx.requestId ? { requestId: ctx.requestId } : {}),
             tenantIds: tx.tenantIds(),
             before: tx.before.map(redact),
-            after: [...tx.puts.values()].map(redact),
+            after: [...[...tx.puts.values()].map(redact), ...tx.notes],
           },
         });
       } catch (e) {
