@@ -114,9 +114,9 @@ export class ScopeGateClient {
 
   readonly tenants = this.resource<Input<'tenantCreate'>, Input<'tenantPatch'>, ScopedEntity>('/v1/tenants');
   readonly workspaces = this.resource<Input<'workspaceCreate'>, Input<'entityPatch'>, ScopedEntity>('/v1/workspaces');
-  readonly projects = this.resource<Input<'projectCreate'>, Input<'entityPatch'>, ScopedEntity>('/v1/projects');
+  readonly projects = this.resource<Input<'projectCreate'>, Input<'limitedEntityPatch'>, ScopedEntity>('/v1/projects');
   readonly environments = this.resource<Input<'environmentCreate'>, Input<'entityPatch'>, ScopedEntity>('/v1/environments');
-  readonly scopes = this.resource<Input<'scopeCreate'>, Input<'entityPatch'>>('/v1/scopes');
+  readonly scopes = this.resource<Input<'scopeCreate'>, Input<'limitedEntityPatch'>>('/v1/scopes');
   readonly scopeTypes = this.resource<Input<'scopeTypeCreate'>, Input<'scopeTypePatch'>>('/v1/scope-types');
   readonly scopeTypeHierarchy = this.resource<Input<'scopeTypeEdgeCreate'>, never>('/v1/scope-type-hierarchy');
   readonly roles = this.resource<Input<'roleCreate'>, Input<'rolePatch'>>('/v1/roles');
@@ -144,6 +144,14 @@ export class ScopeGateClient {
     return this.request<{ data: Array<Record<string, unknown> & { seq: number; action: string; principal: string; at: string }>; nextBefore: number | null }>('GET', `/v1/audit${qs(query)}`);
   }
 
+  /** Own and effective MQTT limits at a scope (SPEC §7). */
+  limitsAt(scopeId: string) {
+    return this.request<{ scopeId: string; own: Record<string, unknown> | null; effective: { session: Record<string, number | null>; sources: Record<string, { value: number; scopeId: string }>; subtrees: Array<Record<string, unknown>> }; revision: number }>(
+      'GET',
+      `/v1/scopes/${encodeURIComponent(scopeId)}/limits`,
+    );
+  }
+
   jwks(): Promise<{ keys: Array<Record<string, unknown>> }> {
     return this.request('GET', '/.well-known/jwks.json');
   }
@@ -156,7 +164,7 @@ export class ScopeGateClient {
       return { get: r.get, list: r.list, update: r.update, delete: r.delete, create: r.create };
     };
     return {
-      scopes: sub<Input<'accessScopeCreate'>, Input<'entityPatch'>, Resource & { accessScopeId: string; slug: string }>('/scopes'),
+      scopes: sub<Input<'accessScopeCreate'>, Input<'limitedEntityPatch'>, Resource & { accessScopeId: string; slug: string }>('/scopes'),
       actors: {
         ...sub<Input<'actorCreate'>, Input<'actorPatch'>, Resource & { actorId: string; subjectId: string; accessScopeId: string | null; disabled: boolean }>('/actors'),
         issueToken: (actorId: string, input: Partial<Input<'tokenCreate'>> = {}) =>

@@ -8,6 +8,14 @@
  * decision cache and refreshes it when the change feed says the actor's tenant changed.
  */
 import { z } from 'zod';
+import { effectiveLimitsSchema } from './limits.ts';
+
+/** A permission field set (maxQos, retain, maxPayloadBytes) with every field resolved. */
+const resolvedConstraintSchema = z.object({
+  maxQos: z.union([z.literal(0), z.literal(1), z.literal(2)]),
+  retain: z.boolean(),
+  maxPayloadBytes: z.number().nullable(),
+});
 
 export const appGrantSchema = z.object({
   appId: z.string(),
@@ -21,6 +29,12 @@ export const appGrantSchema = z.object({
   publish: z.array(z.string()),
   /** Filters that must cover a subscription filter entirely for it to be allowed. */
   subscribe: z.array(z.string()),
+  /**
+   * Permission fields of the filters above that carry any (absent = unconstrained): per filter, the most
+   * permissive of the permissions that contribute it. An open app's settings apply to `<app>/#`.
+   */
+  publishConstraints: z.record(z.string(), resolvedConstraintSchema).optional(),
+  subscribeConstraints: z.record(z.string(), resolvedConstraintSchema).optional(),
 });
 export type AppGrant = z.infer<typeof appGrantSchema>;
 
@@ -44,6 +58,8 @@ export const sessionGrantSchema = z.object({
    * the session when a change names one of them, and only then.
    */
   dependsOn: z.array(z.string()),
+  /** Limits of the scope tree on the actor's path (SPEC §7), so the broker decides them in memory. */
+  limits: effectiveLimitsSchema,
 });
 export type SessionGrant = z.infer<typeof sessionGrantSchema>;
 

@@ -28,6 +28,7 @@ import fc from 'fast-check';
 import mqttPacket from 'mqtt-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppGrant, SessionGrant } from '../shared/broker-wire.ts';
+import { NO_LIMITS } from '../shared/limits.ts';
 import { checkClientTopic, filterCovers, mqttMatch, toClient, toInternal, type TopicView, reserveFor } from '../shared/topic.ts';
 import { decideForward, decidePublish, decideSubscribe, isRefusal, sessionStateFor, subscriptionStillAllowed } from '../broker/session-state.ts';
 import { connect, type TestClient } from './helpers/mqtt.ts';
@@ -229,12 +230,13 @@ const grantArb: fc.Arbitrary<SessionGrant> = fc.record({
   expiresAt: fc.constant(null),
   revision: fc.constant(1),
   dependsOn: fc.constant<string[]>([]),
+  limits: fc.constant(NO_LIMITS),
 });
 
 describe('pure: broker decisions on hand-built grants', () => {
   it('a malformed permission pattern (`#` before the end) grants nothing, never all of its prefix', () => {
     const rbac = { appId: 'app_s', slug: 'sensors', mode: 'rbac' as const, publish: ['sensors/#/temp'], subscribe: ['sensors/#/temp'] };
-    const state = sessionStateFor({ actorId: 'a', subjectId: 's', tenantId: 't', projectId: 'p', accessScopeId: 'sc', mount: '$sg/p', namespace: 'acme-corp', apps: [rbac], expiresAt: null, revision: 1, dependsOn: [] }, 16);
+    const state = sessionStateFor({ actorId: 'a', subjectId: 's', tenantId: 't', projectId: 'p', accessScopeId: 'sc', mount: '$sg/p', namespace: 'acme-corp', apps: [rbac], expiresAt: null, revision: 1, dependsOn: [], limits: NO_LIMITS }, 16);
     expect(decidePublish(state, 'sensors/kitchen/humidity')).toEqual({ refused: 'not_permitted' });
     expect(decidePublish(state, 'sensors/kitchen/temp')).toEqual({ refused: 'not_permitted' });
     expect(decideSubscribe(state, 'sensors/#')).toEqual({ refused: 'not_permitted' });

@@ -14,6 +14,14 @@ export const evaluateRequestSchema = z.strictObject({
     resourceType: z.string().min(1).max(64),
     resourceId: z.string().min(1).max(1024).optional(),
   }),
+  /** MQTT facts of a publish/subscribe, decided against permission fields and the tree's limits. */
+  context: z
+    .strictObject({
+      qos: z.union([z.literal(0), z.literal(1), z.literal(2)]).optional(),
+      retain: z.boolean().optional(),
+      payloadBytes: z.number().int().min(0).max(2 ** 32).optional(),
+    })
+    .optional(),
   consistency: z.strictObject({ atLeastAsFresh: z.number().int().min(0) }).optional(),
 });
 export type EvaluateRequest = z.infer<typeof evaluateRequestSchema>;
@@ -38,6 +46,7 @@ export function decideEvaluateRequest(model: PolicyModel, input: EvaluateRequest
       action: input.action,
       resourceType: input.resource.resourceType,
       resourceId: input.resource.resourceId,
+      context: input.context,
     },
     explain,
   );

@@ -5,6 +5,8 @@ import type {
   RoleRecord,
   ScopeRecord,
 } from '../model/records.ts';
+import { constraintRefuses, resolveConstraint, widerConstraint, type ResolvedConstraint } from '../../shared/limits.ts';
+import { effectiveLimitsAt } from './limits.ts';
 import { patternFits, wildcardFits } from './match.ts';
 
 /**
@@ -25,6 +27,8 @@ export interface EvaluateRequest {
   action: string;
   resourceType: string;
   resourceId?: string | undefined;
+  /** What an MQTT publish/subscribe carries: decided against permission fields and the tree's limits. */
+  context?: { qos?: number | undefined; retain?: boolean | undefined; payloadBytes?: number | undefined } | undefined;
 }
 
 export interface Grant {
@@ -49,7 +53,8 @@ export type TraceReason =
   | 'action_mismatch'
   | 'resource_type_mismatch'
   | 'pattern_mismatch'
-  | 'override_disabled';
+  | 'override_disabled'
+  | 'permission_field';
 
 export interface TraceStep {
   membershipId: string;
@@ -62,6 +67,8 @@ export interface TraceStep {
   /** The scope whose override decided (disabled, or a nearer `enabled` that re-enabled). */
   overrideScopeId?: string;
   overrideId?: string;
+  /** reason `permission_field`: which field of the permission refused the request's context. */
+  field?: 'permission.maxQos' | 'permission.retain' | 'permission.maxPayloadBytes';
 }
 
 export type DenyReason =
@@ -69,7 +76,8 @@ export type DenyReason =
   | 'subject_disabled'
   | 'no_membership'
   | 'no_matching_permission'
-  | 'override_disabled';
+  | 'override_disabled'
+  | 'limit_exceeded';
 
 export interface Decision {
   decision: 'ALLOWED' | 'DENIED';
@@ -78,6 +86,8 @@ export interface Decision {
   /** The scopes walked, target first, ending at the boundary. */
   path: string[];
   trace?: TraceStep[];
+  /** reason `limit_exceeded`: the limit of the scope tree that refused, its value and the scope that set it. */
+  limit?: { name: 'maxPayloadBytes'; value: number; scopeId: string };
 }
 
 /** The target scope, its ancestors, up to and including the nearest `define` scope (always the tenant). */
@@ -205,6 +215,9 @@ export function evaluate(model: PolicyModel, req: EvaluateRequest, explain = fal
     return { decision: 'DENIED', reason: 'subject_disabled', path, ...(trace ? { trace } : {}) };
   }
 
+  const limit = limitRefusing(model, req);
+  if (limit) return { decision: 'DENIED', reason: 'limit_exceeded', limit, path, ...(trace ? { trace } : {}) };
+
   let sawMembership = false;
   let sawOverride = false;
   let allowed: Grant | undefined;
@@ -228,7 +241,10 @@ export function evaluate(model: PolicyModel, req: EvaluateRequest, explain = fal
     if (!wildcardFits(c.permission.action, req.action)) step.reason = 'action_mismatch';
     else if (!wildcardFits(c.permission.resourceType, req.resourceType)) step.reason = 'resource_type_mismatch';
     else if (!patternFits(c.permission.resourcePattern, req.resourceType, req.resourceId)) step.reason = 'pattern_mismatch';
-    else {
+    else if (fieldRefusing(c.permission, req)) {
+      step.reason = 'permission_field';
+      step.field = fieldRefusing(c.permission, req)!;
+    } else {
       const o = decidingOverride(model, at, c);
       if (o) {
         step.overrideScopeId = o.childScopeId;
@@ -256,8 +272,26 @@ export function evaluate(model: PolicyModel, req: EvaluateRequest, explain = fal
   if (!sawMembership) sawMembership = model.membershipsOf(req.subjectId).some((m) => at.depth.has(m.scopeId));
 
   if (allowed) return { decision: 'ALLOWED', grant: allowed, path, ...(trace ? { trace } : {}) };
+  // A permission that fits but whose fields (maxQos, retain, maxPayloadBytes) refuse the request's context is
+  // no matching permission; the trace names the field.
   const reason: DenyReason = sawOverride ? 'override_disabled' : sawMembership ? 'no_matching_permission' : 'no_membership';
   return { decision: 'DENIED', reason, path, ...(trace ? { trace } : {}) };
+}
+
+/** A topic permission's field that refuses the request's MQTT context (qos, retain, payload size), if any. */
+function fieldRefusing(p: PermissionRecord, req: EvaluateRequest): TraceStep['field'] | null {
+  if (!req.context || req.resourceType !== 'topic') return null;
+  const c = constraintOf(p);
+  if (req.action === 'subscribe') return (req.context.qos ?? 0) > c.maxQos ? 'permission.maxQos' : null;
+  return constraintRefuses(c, { qos: req.context.qos ?? 0, retain: req.context.retain ?? false, payloadBytes: req.context.payloadBytes ?? 0 });
+}
+
+/** The tree's limits that a single request can exceed: the payload size of a publish at the target scope. */
+function limitRefusing(model: PolicyModel, req: EvaluateRequest): Decision['limit'] | undefined {
+  const bytes = req.context?.payloadBytes;
+  if (bytes === undefined || req.action !== 'publish') return undefined;
+  const max = effectiveLimitsAt(model, req.scopeId).sources.maxPayloadBytes;
+  return max && bytes > max.value ? { name: 'maxPayloadBytes', value: max.value, scopeId: max.scopeId } : undefined;
 }
 
 /**
@@ -266,14 +300,30 @@ export function evaluate(model: PolicyModel, req: EvaluateRequest, explain = fal
  * is allowed iff some pattern matches T; exactly what `evaluate` answers for that request.
  */
 export function allowedTopicPatterns(model: PolicyModel, subjectId: string, scopeId: string, action: string): string[] {
+  return [...allowedTopicRules(model, subjectId, scopeId, action).keys()];
+}
+
+/**
+ * The same patterns, each with the permission fields (maxQos, retain, maxPayloadBytes) it carries: when two
+ * permissions allow the same pattern the more permissive fields win (permissions add up, as grants do).
+ */
+export function allowedTopicRules(model: PolicyModel, subjectId: string, scopeId: string, action: string): Map<string, ResolvedConstraint> {
+  const out = new Map<string, ResolvedConstraint>();
   const subject = model.subject(subjectId);
-  if (!subject || (subject.kind === 'actor' && subject.disabled)) return [];
+  if (!subject || (subject.kind === 'actor' && subject.disabled)) return out;
   const at = pathIndexOf(model, scopeId);
-  const out = new Set<string>();
   for (const c of candidateGrants(model, subjectId, at)) {
     if (!wildcardFits(c.permission.action, action) || !wildcardFits(c.permission.resourceType, 'topic')) continue;
     if (decidingOverride(model, at, c)?.state === 'disabled') continue;
-    out.add(c.permission.resourcePattern === '*' ? '#' : c.permission.resourcePattern);
+    const pattern = c.permission.resourcePattern === '*' ? '#' : c.permission.resourcePattern;
+    const constraint = constraintOf(c.permission);
+    const seen = out.get(pattern);
+    out.set(pattern, seen ? widerConstraint(seen, constraint) : constraint);
   }
-  return [...out];
+  return out;
+}
+
+/** A permission's topic fields, resolved (absent = not constrained). */
+export function constraintOf(p: PermissionRecord): ResolvedConstraint {
+  return resolveConstraint({ maxQos: p.maxQos ?? null, retain: p.retain ?? null, maxPayloadBytes: p.maxPayloadBytes ?? null });
 }

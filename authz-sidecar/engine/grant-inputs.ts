@@ -23,6 +23,8 @@ export const grantInput = {
   scopeType: (typeId: string) => `scopeType:${typeId}`,
   app: (appId: string) => `app:${appId}`,
   project: (projectId: string) => `project:${projectId}`,
+  /** The `limits` a scope sets (on the tenant or project that owns it, or on an access scope itself). */
+  limits: (scopeId: string) => `limits:${scopeId}`,
 };
 
 /** Looks a record up in the model as it is now, or as it was before the change (deleted or replaced records). */
@@ -61,11 +63,17 @@ function inputsOfRecord(r: StoredRecord, old: StoredRecord | undefined, lookup: 
       return;
     case 'project':
       out.add(grantInput.project(r.id));
+      if (limitsChanged(old, r)) out.add(grantInput.limits(r.scopeId));
+      return;
+    case 'tenant':
+      // Only its limits are a grant input (billing fields, names, maxUsers are not).
+      if (limitsChanged(old, r)) out.add(grantInput.limits(r.scopeId));
       return;
     case 'scope':
       // A new scope is in no grant's path yet; a moved, re-slugged, retyped or deleted one is in its subtree's.
       // Its name and external id are no grant input.
       if (old?.kind === 'scope' && (old === r || old.slug !== r.slug || old.parentId !== r.parentId || old.typeId !== r.typeId)) out.add(grantInput.scope(r.id));
+      if (limitsChanged(old, r)) out.add(grantInput.limits(r.id));
       return;
     case 'scopeType':
       if (old) out.add(grantInput.scopeType(r.id));
@@ -103,6 +111,13 @@ function inputsOfRecord(r: StoredRecord, old: StoredRecord | undefined, lookup: 
     default:
       return;
   }
+}
+
+/** A record's `limits` written: created with some, changed, removed, or the record deleted while it had some. */
+function limitsChanged(old: StoredRecord | undefined, r: StoredRecord & { limits?: unknown }): boolean {
+  const before = old && 'limits' in old ? (old.limits ?? null) : null;
+  const after = old === r ? null : (r.limits ?? null);
+  return JSON.stringify(before) !== JSON.stringify(after);
 }
 
 function addRoleScope(roleId: string, lookup: RecordLookup, out: Set<string>): void {

@@ -2,8 +2,10 @@ import type { AppGrant, SessionGrant } from '../../shared/broker-wire.ts';
 import { INTERNAL_PREFIX } from '../../shared/topic.ts';
 import type { PolicyModel } from '../model/policy-model.ts';
 import type { ActorRecord } from '../model/records.ts';
-import { allowedTopicPatterns, resolvePath } from './evaluate.ts';
+import { isUnconstrained, resolveConstraint, widerConstraint, type ResolvedConstraint } from '../../shared/limits.ts';
+import { allowedTopicRules, resolvePath } from './evaluate.ts';
 import { grantInput } from './grant-inputs.ts';
+import { grantLimitsAt } from './limits.ts';
 
 /**
  * What the broker needs to decide every publish and subscribe of an actor's session in memory, computed
@@ -29,17 +31,23 @@ export function sessionGrantFor(model: PolicyModel, actorId: string, expiresAt: 
     const app = model.get('app', grant.appId);
     if (!app || app.projectId !== project.id) continue;
     if (app.mode === 'open') {
-      apps.push({ appId: app.id, slug: app.slug, mode: 'open', publish: [`${app.slug}/#`], subscribe: [`${app.slug}/#`] });
+      const all = `${app.slug}/#`;
+      const settings = resolveConstraint(app.settings);
+      const constraints = isUnconstrained(settings) ? {} : { publishConstraints: { [all]: settings }, subscribeConstraints: { [all]: settings } };
+      apps.push({ appId: app.id, slug: app.slug, mode: 'open', publish: [all], subscribe: [all], ...constraints });
       continue;
     }
     rbac = true;
-    const forApp = (patterns: string[]) => patterns.flatMap((p) => restrictToApp(p, app.slug));
+    const publish = forApp(allowedTopicRules(model, actor.subjectId, decisionScope, 'publish'), app.slug);
+    const subscribe = forApp(allowedTopicRules(model, actor.subjectId, decisionScope, 'subscribe'), app.slug);
     apps.push({
       appId: app.id,
       slug: app.slug,
       mode: 'rbac',
-      publish: forApp(allowedTopicPatterns(model, actor.subjectId, decisionScope, 'publish')),
-      subscribe: forApp(allowedTopicPatterns(model, actor.subjectId, decisionScope, 'subscribe')),
+      publish: publish.filters,
+      subscribe: subscribe.filters,
+      ...(publish.constraints ? { publishConstraints: publish.constraints } : {}),
+      ...(subscribe.constraints ? { subscribeConstraints: subscribe.constraints } : {}),
     });
   }
   apps.sort((a, b) => (a.slug < b.slug ? -1 : 1));
@@ -49,6 +57,9 @@ export function sessionGrantFor(model: PolicyModel, actorId: string, expiresAt: 
     dependsOn.add(grantInput.subject(actor.subjectId));
     for (const scope of resolvePath(model, decisionScope)) dependsOn.add(grantInput.scope(scope.id)).add(grantInput.rules(scope.id)).add(grantInput.scopeType(scope.typeId));
   }
+
+  // Limits: every scope from the decision scope up to the tenant sets its own (limits.ts).
+  for (const scope of model.ancestry(decisionScope)) dependsOn.add(grantInput.limits(scope.id));
 
   return {
     actorId: actor.id,
@@ -62,7 +73,22 @@ export function sessionGrantFor(model: PolicyModel, actorId: string, expiresAt: 
     expiresAt,
     revision: model.seq,
     dependsOn: [...dependsOn],
+    limits: grantLimitsAt(model, decisionScope),
   };
+}
+
+/** Rules narrowed to one app: its filters, and the permission fields of those that carry any. */
+function forApp(rules: Map<string, ResolvedConstraint>, slug: string): { filters: string[]; constraints?: Record<string, ResolvedConstraint> } {
+  const narrowed = new Map<string, ResolvedConstraint>();
+  for (const [pattern, constraint] of rules) {
+    for (const filter of restrictToApp(pattern, slug)) {
+      const seen = narrowed.get(filter);
+      narrowed.set(filter, seen ? widerConstraint(seen, constraint) : constraint);
+    }
+  }
+  let constraints: Record<string, ResolvedConstraint> | undefined;
+  for (const [filter, c] of narrowed) if (!isUnconstrained(c)) (constraints ??= {})[filter] = c;
+  return { filters: [...narrowed.keys()], ...(constraints ? { constraints } : {}) };
 }
 
 /**

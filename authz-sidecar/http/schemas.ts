@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { evaluateRequestSchema } from '../decisions/evaluate-request.ts';
+import { limitsSchema, topicConstraintSchema } from '../../shared/limits.ts';
 
 /** No control characters anywhere in free text (names, descriptions). */
 const text = (max: number) =>
@@ -37,6 +38,8 @@ const email = z.email().max(254);
 const permissionMode = z.enum(['define', 'merge']);
 const overrideState = z.enum(['enabled', 'disabled']);
 const limit = z.number().int().min(0).max(1_000_000).nullable();
+/** MQTT limits of a subtree (SPEC §7); `null` removes them. PATCH replaces the whole object. */
+const limits = limitsSchema.nullable();
 /** Action, resource type: words, or `*`. */
 const word = z
   .string()
@@ -62,6 +65,7 @@ export const schemas = {
     maxUsers: limit.optional(),
     maxWorkspaces: limit.optional(),
     externalId: externalId.optional(),
+    limits: limits.optional(),
   }),
   tenantPatch: z.strictObject({
     name: text(200).optional(),
@@ -71,6 +75,7 @@ export const schemas = {
     maxUsers: limit.optional(),
     maxWorkspaces: limit.optional(),
     externalId: externalId.optional(),
+    limits: limits.optional(),
   }),
   workspaceCreate: z.strictObject({
     tenantId: id('tenant'),
@@ -85,6 +90,7 @@ export const schemas = {
     name: text(200),
     slug: slug.optional(),
     externalId: externalId.optional(),
+    limits: limits.optional(),
   }),
   environmentCreate: z.strictObject({
     // Implied by the project; when given it must be the project's tenant (else 422 CROSS_TENANT).
@@ -95,6 +101,8 @@ export const schemas = {
     externalId: externalId.optional(),
   }),
   entityPatch: z.strictObject({ name: text(200).optional(), externalId: externalId.optional() }),
+  /** Projects and access scopes: like any entity, plus the limits of their subtree. */
+  limitedEntityPatch: z.strictObject({ name: text(200).optional(), externalId: externalId.optional(), limits: limits.optional() }),
   scopeCreate: z.strictObject({
     parentScopeId: id('scope'),
     typeId: id('type'),
@@ -124,6 +132,8 @@ export const schemas = {
     resourceType: word,
     resourcePattern: pattern.default('*'),
     key: z.string().min(1).max(200).regex(/^[^\u0000-\u001f\u007f\s]*$/).optional(),
+    /** Topic permissions: highest QoS allowed, retain allowed or not, payload bound. */
+    ...topicConstraintSchema.shape,
   }),
   rolePermissionCreate: z.strictObject({ roleId: id('role'), permissionId: id('perm') }),
   userCreate: z.strictObject({
@@ -156,6 +166,7 @@ export const schemas = {
     name: text(200),
     parentScopeId: id('scope').optional(),
     externalId: externalId.optional(),
+    limits: limits.optional(),
   }),
   actorCreate: z.strictObject({
     name: text(200),
@@ -173,8 +184,10 @@ export const schemas = {
     slug,
     name: text(200),
     mode: z.enum(['open', 'rbac']).default('open'),
+    /** `open` apps: maxQos, retain and maxPayloadBytes for every topic of the app. */
+    settings: topicConstraintSchema.nullable().optional(),
   }),
-  appPatch: z.strictObject({ name: text(200).optional(), mode: z.enum(['open', 'rbac']).optional() }),
+  appPatch: z.strictObject({ name: text(200).optional(), mode: z.enum(['open', 'rbac']).optional(), settings: topicConstraintSchema.nullable().optional() }),
   appActorGrant: z.strictObject({ actorId: id('actor') }),
   tokenCreate: z.strictObject({ ttlSeconds: z.number().int().min(1).max(31_536_000).default(3600) }),
   // Query strings

@@ -1,3 +1,5 @@
+import type { Limits, TopicConstraint } from '../../shared/limits.ts';
+
 /**
  * The records the store keeps. Every record has a `kind`, a globally unique `id` (prefixed by kind) and the
  * `tenantId` it belongs to (`null` for global records: scope types, type edges, users, signing keys).
@@ -42,6 +44,8 @@ export interface ScopeRecord extends Base {
   externalId: string | null;
   /** The entity (tenant, workspace, project, environment) that owns this scope, if any. */
   ownerId: string | null;
+  /** Limits of an access scope's subtree (tenants and projects keep theirs on their own record). */
+  limits?: Limits | null;
 }
 
 export interface TenantRecord extends Base {
@@ -56,6 +60,8 @@ export interface TenantRecord extends Base {
   maxUsers: number | null;
   maxWorkspaces: number | null;
   externalId: string | null;
+  /** MQTT limits of the whole tenant (SPEC §7). */
+  limits?: Limits | null;
 }
 
 export interface WorkspaceRecord extends Base {
@@ -75,6 +81,8 @@ export interface ProjectRecord extends Base {
   name: string;
   slug: string;
   externalId: string | null;
+  /** MQTT limits of the project's subtree (SPEC §7). */
+  limits?: Limits | null;
 }
 
 export interface EnvironmentRecord extends Base {
@@ -103,6 +111,10 @@ export interface PermissionRecord extends Base {
   resourceType: string;
   resourcePattern: string;
   key: string;
+  /** Topic permissions only: highest QoS, retain allowed, payload bound (absent/null = not constrained). */
+  maxQos?: 0 | 1 | 2 | null;
+  retain?: boolean | null;
+  maxPayloadBytes?: number | null;
 }
 
 export interface RolePermissionRecord extends Base {
@@ -143,6 +155,8 @@ export interface AppRecord extends Base {
   slug: string;
   name: string;
   mode: AppMode;
+  /** `open` apps: maxQos, retain and maxPayloadBytes for every topic of the app. */
+  settings?: TopicConstraint | null;
 }
 
 export interface AppGrantRecord extends Base {

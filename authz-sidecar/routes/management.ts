@@ -10,6 +10,7 @@ import {
   createTenant,
   createWorkspace,
   patchEntity,
+  patchProject,
   patchScope,
   patchScopeType,
   patchTenant,
@@ -27,7 +28,8 @@ import {
   setRolePermissionOverride,
 } from '../service/rbac.ts';
 import type { SidecarContext } from './context.ts';
-import { mountResource } from './resource.ts';
+import { findVisible, mountResource } from './resource.ts';
+import { effectiveLimitsAt, ownLimitsOf } from '../engine/limits.ts';
 
 /** Seed 001's management API under /v1: the scope tree, roles, permissions, subjects and overrides. */
 export function managementRoutes(ctx: SidecarContext): Router {
@@ -36,9 +38,9 @@ export function managementRoutes(ctx: SidecarContext): Router {
 
   m({ kind: 'tenant', path: '/tenants', name: 'tenant', create: { schema: schemas.tenantCreate, run: createTenant as never }, patch: { schema: schemas.tenantPatch, run: patchTenant as never }, filters: ['slug', 'externalId'] });
   m({ kind: 'workspace', path: '/workspaces', name: 'workspace', create: { schema: schemas.workspaceCreate, run: createWorkspace as never }, patch: { schema: schemas.entityPatch, run: patchEntity as never }, filters: ['tenantId'] });
-  m({ kind: 'project', path: '/projects', name: 'project', create: { schema: schemas.projectCreate, run: createProject as never }, patch: { schema: schemas.entityPatch, run: patchEntity as never }, filters: ['tenantId', 'workspaceId'] });
+  m({ kind: 'project', path: '/projects', name: 'project', create: { schema: schemas.projectCreate, run: createProject as never }, patch: { schema: schemas.limitedEntityPatch, run: patchProject as never }, filters: ['tenantId', 'workspaceId'] });
   m({ kind: 'environment', path: '/environments', name: 'environment', create: { schema: schemas.environmentCreate, run: createEnvironment as never }, patch: { schema: schemas.entityPatch, run: patchEntity as never }, filters: ['tenantId', 'projectId'] });
-  m({ kind: 'scope', path: '/scopes', name: 'scope', create: { schema: schemas.scopeCreate, run: createScope as never }, patch: { schema: schemas.entityPatch, run: patchScope as never }, filters: ['tenantId', 'parentId', 'typeId', 'externalId'] });
+  m({ kind: 'scope', path: '/scopes', name: 'scope', create: { schema: schemas.scopeCreate, run: createScope as never }, patch: { schema: schemas.limitedEntityPatch, run: patchScope as never }, filters: ['tenantId', 'parentId', 'typeId', 'externalId'] });
   m({ kind: 'scopeType', path: '/scope-types', name: 'scope_type', batch: { schema: schemas.scopeTypeCreate, run: createScopeType as never }, patch: { schema: schemas.scopeTypePatch, run: patchScopeType as never } });
   m({ kind: 'scopeTypeEdge', path: '/scope-type-hierarchy', name: 'scope_type_edge', batch: { schema: schemas.scopeTypeEdgeCreate, run: createScopeTypeEdge as never }, filters: ['parentTypeId', 'childTypeId'] });
   m({ kind: 'role', path: '/roles', name: 'role', batch: { schema: schemas.roleCreate, run: createRole as never }, create: { schema: schemas.roleCreate, run: createRole as never }, patch: { schema: schemas.rolePatch, run: patchRole as never }, filters: ['tenantId', 'scopeId'] });
@@ -49,6 +51,16 @@ export function managementRoutes(ctx: SidecarContext): Router {
   m({ kind: 'roleAssignment', path: '/role-assignments', name: 'role_assignment', create: { schema: schemas.roleAssignmentCreate, run: assignRole as never }, filters: ['tenantId', 'roleId', 'membershipId'] });
   m({ kind: 'permissionOverride', path: '/scope-overrides/permissions', name: 'permission_override', create: { schema: schemas.permissionOverride, run: setPermissionOverride as never }, filters: ['tenantId', 'childScopeId', 'permissionId'] });
   m({ kind: 'rolePermissionOverride', path: '/scope-overrides/role-permissions', name: 'role_permission_override', create: { schema: schemas.rolePermissionOverride, run: setRolePermissionOverride as never }, filters: ['tenantId', 'childScopeId', 'roleId', 'permissionId'] });
+
+  // The limits in force at a scope: its own, the effective per-session bounds (and which scope set each),
+  // and the subtree bounds of every scope on its path.
+  ctx.routes.add({ method: 'get', path: '/scopes/{id}/limits', tag: 'scope', summary: 'Own and effective MQTT limits at a scope (a child only narrows its ancestors)' });
+  r.get('/scopes/:id/limits', (req, res) => {
+    const scope = findVisible(ctx, res, 'scope', String(req.params.id), 'scope');
+    const model = ctx.replica.model;
+    const { session, subtrees, sources } = effectiveLimitsAt(model, scope.id);
+    res.json({ scopeId: scope.id, own: ownLimitsOf(model, scope), effective: { session, sources, subtrees }, revision: ctx.replica.seq });
+  });
 
   ctx.routes.add({ method: 'get', path: '/audit', tag: 'audit', summary: 'The audit log, newest first', query: schemas.auditQuery });
   r.get('/audit', async (req, res) => {

@@ -79,9 +79,9 @@ export function messagingRoutes(ctx: SidecarContext, tokenIssuer: string): Route
   r.get(`${BASE}/scopes/:scopeId`, (req, res) => {
     res.json({ ...present(accessScope(req, res)), revision: ctx.replica.seq });
   });
-  doc('patch', '/scopes/{scopeId}', 'access_scope', 'Rename an access scope', schemas.entityPatch);
+  doc('patch', '/scopes/{scopeId}', 'access_scope', 'Rename an access scope or set the limits of its subtree', schemas.limitedEntityPatch);
   r.patch(`${BASE}/scopes/:scopeId`, async (req, res) => {
-    const input = parse(schemas.entityPatch, req.body, 'body');
+    const input = parse(schemas.limitedEntityPatch, req.body, 'body');
     const s = accessScope(req, res);
     const { value, revision } = await write(req, res, 'access_scope.update', (tx) => patchScope(tx, tx.must('scope', s.id), input));
     res.json({ ...present(value), revision });

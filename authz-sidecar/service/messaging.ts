@@ -33,7 +33,8 @@ export function accessScopeIn(tx: Tx, project: ProjectRecord, scopeId: string, f
 
 export function createAccessScope(tx: Tx, project: ProjectRecord, input: Input<'accessScopeCreate'>): ScopeRecord {
   const parent = input.parentScopeId ? accessScopeIn(tx, project, input.parentScopeId, 'parentScopeId') : tx.must('scope', project.scopeId);
-  return putScope(tx, parent, { typeId: 'type_access', slug: input.slug, name: input.name, externalId: input.externalId ?? null });
+  const scope = putScope(tx, parent, { typeId: 'type_access', slug: input.slug, name: input.name, externalId: input.externalId ?? null });
+  return input.limits ? tx.put({ ...scope, limits: input.limits }) : scope;
 }
 
 export function createActor(tx: Tx, project: ProjectRecord, input: Input<'actorCreate'>): ActorRecord {
@@ -92,6 +93,7 @@ export function createApp(tx: Tx, project: ProjectRecord, input: Input<'appCreat
     slug: input.slug,
     name: input.name,
     mode: input.mode,
+    settings: input.settings ?? null,
   });
 }
 
@@ -100,6 +102,7 @@ export function patchApp(tx: Tx, app: AppRecord, input: Input<'appPatch'>): AppR
     ...app,
     ...(input.name !== undefined ? { name: input.name } : {}),
     ...(input.mode !== undefined ? { mode: input.mode } : {}),
+    ...(input.settings !== undefined ? { settings: input.settings } : {}),
     updatedAt: tx.now,
   });
 }

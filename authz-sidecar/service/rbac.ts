@@ -81,7 +81,18 @@ export function createPermission(tx: Tx, input: Input<'permissionCreate'>): Perm
     resourceType: input.resourceType,
     resourcePattern: input.resourcePattern,
     key,
+    ...topicFieldsOf(input),
   });
+}
+
+/** maxQos, retain and maxPayloadBytes: only on permissions that can concern topics. */
+function topicFieldsOf(input: Input<'permissionCreate'>): Pick<PermissionRecord, 'maxQos' | 'retain' | 'maxPayloadBytes'> {
+  const fields = { maxQos: input.maxQos ?? null, retain: input.retain ?? null, maxPayloadBytes: input.maxPayloadBytes ?? null };
+  if (Object.values(fields).every((v) => v === null)) return {};
+  if (input.resourceType !== 'topic' && input.resourceType !== '*') {
+    throw new ScopeGateError('RULE_VIOLATION', 'maxQos, retain and maxPayloadBytes apply to topic permissions only.', [{ path: 'resourceType', message: "must be 'topic' (or '*') with topic fields" }]);
+  }
+  return fields;
 }
 
 export function linkRolePermission(tx: Tx, input: Input<'rolePermissionCreate'>): RolePermissionRecord {

@@ -111,6 +111,7 @@ export function createTenant(tx: Tx, input: Input<'tenantCreate'>): TenantRecord
     maxUsers: input.maxUsers ?? null,
     maxWorkspaces: input.maxWorkspaces ?? null,
     externalId: input.externalId ?? null,
+    limits: input.limits ?? null,
   };
   tx.put(tenant);
   touchGlobal(tx);
@@ -136,6 +137,7 @@ export function patchTenant(tx: Tx, tenant: TenantRecord, input: Input<'tenantPa
     ...(input.maxUsers !== undefined ? { maxUsers: input.maxUsers } : {}),
     ...(input.maxWorkspaces !== undefined ? { maxWorkspaces: input.maxWorkspaces } : {}),
     ...(input.externalId !== undefined ? { externalId: input.externalId } : {}),
+    ...(input.limits !== undefined ? { limits: input.limits } : {}),
     updatedAt: tx.now,
   };
   if (input.name !== undefined || input.externalId !== undefined) renameOwnedScope(tx, tenant.scopeId, input);
@@ -165,6 +167,12 @@ export function patchEntity<R extends WorkspaceRecord | ProjectRecord | Environm
     ...(input.externalId !== undefined ? { externalId: input.externalId } : {}),
     updatedAt: tx.now,
   });
+}
+
+/** A project: renamed like any entity, and its subtree's limits replaced when `limits` is given. */
+export function patchProject(tx: Tx, project: ProjectRecord, input: Input<'limitedEntityPatch'>): ProjectRecord {
+  const renamed = patchEntity(tx, project, { ...(input.name !== undefined ? { name: input.name } : {}), ...(input.externalId !== undefined ? { externalId: input.externalId } : {}) });
+  return input.limits === undefined ? renamed : tx.put({ ...renamed, limits: input.limits });
 }
 
 export function createWorkspace(tx: Tx, input: Input<'workspaceCreate'>): WorkspaceRecord {
@@ -225,6 +233,7 @@ export function createProject(tx: Tx, input: Input<'projectCreate'>): ProjectRec
     name: input.name,
     slug,
     externalId: input.externalId ?? null,
+    limits: input.limits ?? null,
   });
 }
 
@@ -275,11 +284,16 @@ export function createScope(tx: Tx, input: Input<'scopeCreate'>): ScopeRecord {
   });
 }
 
-export function patchScope(tx: Tx, scope: ScopeRecord, input: Input<'entityPatch'>): ScopeRecord {
+export function patchScope(tx: Tx, scope: ScopeRecord, input: Input<'limitedEntityPatch'>): ScopeRecord {
+  if (input.limits !== undefined && scope.ownerId !== null) {
+    // An owned scope's limits live on its owner (the tenant or project the API patches): one place each.
+    throw new ScopeGateError('RULE_VIOLATION', `Limits of scope '${scope.id}' are set on the entity that owns it ('${scope.ownerId}').`, [{ path: 'limits', message: 'set them on the owner' }]);
+  }
   return tx.put({
     ...scope,
     ...(input.name !== undefined ? { name: input.name } : {}),
     ...(input.externalId !== undefined ? { externalId: input.externalId } : {}),
+    ...(input.limits !== undefined ? { limits: input.limits } : {}),
     updatedAt: tx.now,
   });
 }
