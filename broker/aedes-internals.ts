@@ -101,7 +101,7 @@ export function connectPacketOf(packet: unknown): ConnectPacketView {
 // ---------------------------------------------------------------------------------------------------------
 // 2. SUBSCRIBE / UNSUBSCRIBE tap on the client's parser.
 
-export type IncomingPacket = { cmd: string; subscriptions?: { topic: string }[]; unsubscriptions?: string[] };
+export type IncomingPacket = { cmd: string; subscriptions?: { topic: string; qos?: number }[]; unsubscriptions?: string[] };
 
 /**
  * Calls `fn` with every packet the client sends, before Aedes handles it (and before Aedes queues it while
@@ -307,4 +307,57 @@ export function adaptRetainedStreams(persistence: unknown): void {
 /** Releases the persistence at shutdown (its own connections); Aedes#close does not. */
 export async function destroyPersistence(aedes: Aedes): Promise<void> {
   await persistenceOf(aedes)?.destroy?.().catch(() => undefined);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// 7. Limits (SPEC §7).
+
+type LengthParser = { packet: { length: number; cmd?: string }; _parseLength(): boolean; _emitError(err: Error): unknown };
+
+/**
+ * Refuses a packet whose declared length is over `maxBytes` as soon as its fixed header is read, before its
+ * body is buffered (mqtt-packet has no maxPacketSize of its own: a 64 MiB PUBLISH would be buffered whole).
+ * Why: one client must not exhaust the broker's memory. Relies on: mqtt-packet 9's Parser calling
+ * `this._parseLength()` (looked up on the instance) once the remaining length is decoded into
+ * `this.packet.length`, and `_emitError` making Aedes close the connection ('error' on the parser).
+ */
+export function limitPacketSize(client: Client, maxBytes: number, onTooLarge: (length: number) => void): void {
+  const parser = (client as ClientInternals)._parser as unknown as LengthParser | undefined;
+  if (!parser || typeof parser._parseLength !== 'function') {
+    throw new Error('Aedes client parser has no _parseLength: this mqtt-packet version is not supported by ScopeGate (see broker/aedes-internals.ts)');
+  }
+  const parseLength = parser._parseLength;
+  parser._parseLength = function limitedLength(this: LengthParser) {
+    const done = parseLength.call(this);
+    if (done && this.packet.length > maxBytes) {
+      onTooLarge(this.packet.length);
+      this._emitError(new Error(`packet of ${this.packet.length} bytes is over the limit of ${maxBytes}`));
+      return false;
+    }
+    return done;
+  };
+}
+
+/**
+ * Lets `admit` decide, per offline persistent session, whether a message is queued for it. Why:
+ * `maxQueuedMessages` (Aedes queues without bound). Relies on: Aedes' publish path calling
+ * `persistence.outgoingEnqueueCombi(subs, packet)` with every persistent subscription matching a QoS > 0
+ * message, each `{ clientId, topic, qos }`, and `broker.clients[clientId]` holding the sessions connected to
+ * this broker (those are not limited).
+ */
+export function limitOfflineQueues(aedes: Aedes, admit: (clientId: string) => Promise<boolean>): void {
+  type Enqueue = (subs: Array<{ clientId: string }>, packet: unknown) => Promise<unknown>;
+  const persistence = persistenceOf(aedes) as unknown as { outgoingEnqueueCombi: Enqueue };
+  const clients = (aedes as unknown as { clients: Record<string, unknown> }).clients;
+  const enqueue = persistence.outgoingEnqueueCombi.bind(persistence);
+  persistence.outgoingEnqueueCombi = async (subs, packet) => {
+    if (!subs || subs.length === 0) return enqueue(subs, packet);
+    const keep = await Promise.all(subs.map((s) => (clients[s.clientId] ? true : admit(s.clientId))));
+    return enqueue(subs.filter((_, i) => keep[i]), packet);
+  };
+}
+
+/** Length of a session's outgoing queue in aedes-persistence-redis (key `outgoing:<encoded client id>`). */
+export function redisOutgoingKey(clientId: string): string {
+  return `outgoing:${encodeURIComponent(clientId)}`;
 }

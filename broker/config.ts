@@ -1,4 +1,5 @@
 import { ConfigError, intFrom, logLevelFrom } from '../shared/config.ts';
+import type { LimitDefaults } from './limits/session-limits.ts';
 
 /**
  * The broker's configuration: the only reader of process.env in broker/. Validated once at start, every
@@ -24,6 +25,8 @@ export interface BrokerConfig {
   /** Bound of each session's publish-decision cache (entries). */
   decisionCacheSize: number;
   logLevel: string;
+  /** Safe defaults with no configuration (README: Limits); the scope tree's `limits` override the per-session ones. */
+  limitDefaults: Readonly<LimitDefaults>;
 }
 
 
@@ -44,8 +47,16 @@ export function loadBrokerConfig(env: NodeJS.ProcessEnv = process.env): Readonly
   const sidecarGraceMs = intFrom(env.SIDECAR_GRACE_MS, 30_000, 'SIDECAR_GRACE_MS', 0, 86_400_000, problems);
   const sidecarTimeoutMs = intFrom(env.SIDECAR_TIMEOUT_MS, 2_000, 'SIDECAR_TIMEOUT_MS', 50, 60_000, problems);
   const decisionCacheSize = intFrom(env.DECISION_CACHE_SIZE, 1_024, 'DECISION_CACHE_SIZE', 1, 1_000_000, problems);
+  const limitDefaults = Object.freeze({
+    maxPacketBytes: intFrom(env.MQTT_MAX_PACKET_BYTES, 1_048_576, 'MQTT_MAX_PACKET_BYTES', 1_024, 268_435_455, problems),
+    maxSubscriptionsPerSession: intFrom(env.MQTT_MAX_SUBSCRIPTIONS_PER_SESSION, 1_000, 'MQTT_MAX_SUBSCRIPTIONS_PER_SESSION', 1, 1_000_000, problems),
+    maxQueuedMessages: intFrom(env.MQTT_MAX_QUEUED_MESSAGES, 1_000, 'MQTT_MAX_QUEUED_MESSAGES', 1, 100_000_000, problems),
+    retainedMessagesPerTenant: intFrom(env.MQTT_RETAINED_MESSAGES_PER_TENANT, 10_000, 'MQTT_RETAINED_MESSAGES_PER_TENANT', 0, 100_000_000, problems),
+    retainedBytesPerTenant: intFrom(env.MQTT_RETAINED_BYTES_PER_TENANT, 67_108_864, 'MQTT_RETAINED_BYTES_PER_TENANT', 0, 2 ** 40, problems),
+  });
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({
+    limitDefaults,
     mqttPort,
     wsPort,
     metricsPort,

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { BrokerConfig } from './config.ts';
 import type { LiveUpdates } from './live-updates.ts';
 import type { BrokerMetrics } from './metrics.ts';
+import type { LimitRuntime } from './limits/session-limits.ts';
 import type { SessionControl } from './session-control.ts';
 import type { SessionRegistry } from './session-registry.ts';
 import type { SharedGroups } from './shared-subscriptions.ts';
@@ -18,4 +19,6 @@ export interface BrokerContext {
   logger: Logger;
   /** Shared subscription groups of this broker; set once Aedes exists (server.ts). */
   shared: SharedGroups | null;
+  /** Limits of the scope tree and the install's defaults (SPEC §7). */
+  limits: LimitRuntime;
 }

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { LimitCounters } from './limits/limit-counters.ts';
 
 /**
  * Counts on the per-message path are plain number increments (a prom-client `inc()` validates, hashes
@@ -51,10 +52,27 @@ export function createBrokerMetrics() {
       this.labels('out').inc(hot.messagesOut);
     },
   });
+  let limitSource: LimitCounters | null = null;
+  const limitEvents = new Counter({
+    name: 'scopegate_broker_limit_events_total',
+    help: 'Publishes throttled (paused), dropped and refused by a limit or permission field, per tenant and limit (labels bounded: see limits/limit-counters.ts)',
+    labelNames: ['tenant', 'event', 'limit'],
+    registers: [registry],
+    collect() {
+      if (!limitSource) return;
+      this.reset();
+      for (const [tenant, event, limit, n] of limitSource.entries()) this.labels(tenant, event, limit).inc(n);
+    },
+  });
   return {
     registry,
     decisions,
     hot,
+    limitEvents,
+    /** The broker's limit counters, copied into limitEvents at scrape time. */
+    trackLimitEvents(counters: LimitCounters) {
+      limitSource = counters;
+    },
     sidecarSeconds: new Histogram({
       name: 'scopegate_broker_sidecar_call_seconds',
       help: 'Latency of calls to the authz sidecar by call (connect, sessions)',

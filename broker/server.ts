@@ -5,7 +5,11 @@ import type { Redis } from 'ioredis';
 import pino, { type Logger } from 'pino';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { sendError } from '../shared/http-error.ts';
-import { checkAedesVersions, destroyPersistence, keepStoredTopicsInternal, tolerateUnknownPubrec } from './aedes-internals.ts';
+import { checkAedesVersions, destroyPersistence, keepStoredTopicsInternal, limitOfflineQueues, redisOutgoingKey, tolerateUnknownPubrec } from './aedes-internals.ts';
+import { LimitCounters } from './limits/limit-counters.ts';
+import { OfflineQueues } from './limits/offline-queues.ts';
+import { RetainedQuota } from './limits/retained-quota.ts';
+import { LimitRuntime } from './limits/session-limits.ts';
 import type { BrokerConfig } from './config.ts';
 import type { BrokerContext } from './context.ts';
 import { authorizeForward } from './hooks/authorize-forward.ts';
@@ -53,10 +57,14 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
   const logger = options.logger ?? pino({ level: config.logLevel, base: { process: 'broker' } });
   const metrics = createBrokerMetrics();
   const registry = new SessionRegistry();
-  const sessions = new SessionControl(registry, config.decisionCacheSize, metrics, logger);
+  const limitCounters = new LimitCounters();
+  const limits = new LimitRuntime(config.limitDefaults, new RetainedQuota(), limitCounters);
+  const queues = new OfflineQueues(config.limitDefaults.maxQueuedMessages, limitCounters);
+  metrics.trackLimitEvents(limitCounters);
+  const sessions = new SessionControl(registry, config.decisionCacheSize, metrics, logger, limits, queues);
   const sidecar = new SidecarClient(config.sidecarUrl, config.brokerToken, config.sidecarTimeoutMs);
   const live = new LiveUpdates({ sidecar, registry, sessions, metrics, logger, graceMs: config.sidecarGraceMs, silenceMs: options.feedSilenceMs });
-  const context: BrokerContext = { config, sidecar, registry, sessions, live, metrics, logger, shared: null };
+  const context: BrokerContext = { config, sidecar, registry, sessions, live, metrics, logger, shared: null, limits };
 
   const aedesOptions: AedesOptions = {
     preConnect: preConnect(context),
@@ -71,6 +79,8 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
   const redisConnections: Redis[] = [];
   if (config.redisUrl) {
     const redis = redisPersistenceAndEmitter(config.redisUrl, logger);
+    const conn = redis.connections[0]!;
+    queues.lengths = { lengthOf: (clientId) => conn.llen(redisOutgoingKey(clientId)) };
     redisConnections.push(...redis.connections);
     aedesOptions.persistence = redis.persistence;
     aedesOptions.mq = redis.mq;
@@ -91,6 +101,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
     shared.disconnected(client);
     sessions.ended(client);
   });
+  limitOfflineQueues(aedes, (clientId) => queues.admit(clientId));
   aedes.on('clientError', (client, err) => logger.debug({ clientId: client.id, err: err.message }, 'client error'));
   aedes.on('connectionError', (client, err) => logger.debug({ clientId: client?.id, err: err.message }, 'connection error'));
 

@@ -4,6 +4,9 @@ import type { SessionGrant } from '../shared/broker-wire.ts';
 import { toClient } from '../shared/topic.ts';
 import { discardWill, removeStoredSubscriptions, setWillTopic, subscriptionsOf, willTopicOf } from './aedes-internals.ts';
 import type { BrokerMetrics } from './metrics.ts';
+import { updateHeld } from './hooks/rewrite-subscriptions.ts';
+import type { OfflineQueues } from './limits/offline-queues.ts';
+import type { LimitRuntime } from './limits/session-limits.ts';
 import { stateOf, type SessionRegistry } from './session-registry.ts';
 import { decideSharedSubscribe, isMemberFilter, memberStillAllowed, parseMember, type SharedGroups } from './shared-subscriptions.ts';
 import { decidePublish, decideSubscribe, isRefusal, sessionStateFor, subscriptionStillAllowed } from './session-state.ts';
@@ -23,11 +26,15 @@ export class SessionControl {
     private readonly cacheSize: number,
     private readonly metrics: BrokerMetrics,
     private readonly logger: Logger,
+    private readonly limits: LimitRuntime,
+    private readonly queues: OfflineQueues,
   ) {}
 
   /** A session was authorized at CONNECT. */
   start(client: Client, grant: SessionGrant): void {
-    this.registry.set(client, sessionStateFor(grant, this.cacheSize));
+    const limits = this.limits.forSession(grant);
+    this.registry.set(client, sessionStateFor(grant, this.cacheSize, limits));
+    this.queues.sessionStarted(client.id, client.clean, limits.maxQueued, limits.counters);
     if (grant.expiresAt !== null) {
       // setTimeout cannot wait longer than ~24.8 days; a later expiry is re-armed when the grant is refreshed.
       const delay = Math.min(Math.max(grant.expiresAt - Date.now(), 0), 2 ** 31 - 1);
@@ -55,7 +62,10 @@ export class SessionControl {
     if (revision < old.grant.revision) return;
     if (!fresh) return this.close(client, 'revoked');
     // Refreshed grants carry no credential expiry; the one from CONNECT still holds.
-    const state = sessionStateFor({ ...fresh, expiresAt: old.grant.expiresAt }, this.cacheSize);
+    // The limits too: a limit changed while connected applies to the next packet (pacing schedules kept).
+    const limits = this.limits.forSession(fresh, old.limits ?? undefined);
+    const state = sessionStateFor({ ...fresh, expiresAt: old.grant.expiresAt }, this.cacheSize, limits);
+    this.queues.sessionStarted(client.id, client.clean, limits.maxQueued, limits.counters);
     this.registry.set(client, state);
 
     const drop: string[] = [];
@@ -78,6 +88,7 @@ export class SessionControl {
       this.metrics.subscriptionsDropped.inc(drop.length);
       this.logger.info({ clientId: client.id, actorId: state.grant.actorId, dropped: drop.length, remade: remake.length }, 'policy change: subscriptions re-decided');
       removeStoredSubscriptions(client, drop);
+      updateHeld(client, drop, remake.map((r) => r.topic));
       client.unsubscribe({ unsubscriptions: drop } as never, () => {
         if (remake.length > 0 && !client.closed) client.subscribe({ subscriptions: remake } as never, () => undefined);
       });

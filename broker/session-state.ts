@@ -1,6 +1,8 @@
 import type { AppGrant, SessionGrant } from '../shared/broker-wire.ts';
 import { DecisionCache } from './decision-cache.ts';
-import { anyFilterAllows, checkClientTopic, reserveFor, toClient, toInternal, type TopicRefusal, type TopicReserve, type TopicView } from '../shared/topic.ts';
+import { anyFilterAllows, checkClientTopic, filterCovers, mqttMatch, reserveFor, toClient, toInternal, type TopicRefusal, type TopicReserve, type TopicView } from '../shared/topic.ts';
+import { UNCONSTRAINED, widerConstraint, type ResolvedConstraint } from '../shared/limits.ts';
+import type { SessionLimitState } from './limits/session-limits.ts';
 
 /**
  * Everything the broker knows about one connected session, and the pure decisions made from it. Built once
@@ -17,6 +19,13 @@ export interface SessionState {
   readonly forwardDecisions: DecisionCache<string | null>;
   /** Room a topic name must leave below the limits so it also fits the project-level view. */
   readonly reserve: TopicReserve;
+  /**
+   * Client topic → the permission fields (maxQos, retain, maxPayloadBytes) that apply to a publish on it;
+   * null when no app of the grant carries any, so unconstrained sessions pay nothing for them.
+   */
+  readonly publishConstraints: DecisionCache<ResolvedConstraint> | null;
+  /** The scope tree's limits of this session (null where no limit runtime is wired, e.g. pure tests). */
+  readonly limits: SessionLimitState | null;
 }
 
 export type Refusal = { refused: TopicRefusal | 'app_not_granted' | 'not_permitted' | 'bad_share' };
@@ -24,7 +33,7 @@ export type Refusal = { refused: TopicRefusal | 'app_not_granted' | 'not_permitt
 /** Subscriptions refused before Aedes sees them are renamed to this: it matches nothing a client can publish. */
 export const REFUSED_FILTER = '$scopegate/refused';
 
-export function sessionStateFor(grant: SessionGrant, cacheSize: number): SessionState {
+export function sessionStateFor(grant: SessionGrant, cacheSize: number, limits: SessionLimitState | null = null): SessionState {
   const state: { -readonly [K in keyof SessionState]: SessionState[K] } = {
     grant,
     view: { mount: grant.mount, namespace: grant.namespace },
@@ -32,10 +41,47 @@ export function sessionStateFor(grant: SessionGrant, cacheSize: number): Session
     publishDecisions: undefined as unknown as SessionState['publishDecisions'],
     forwardDecisions: undefined as unknown as SessionState['forwardDecisions'],
     reserve: reserveFor({ mount: grant.mount, namespace: grant.namespace }),
+    publishConstraints: null,
+    limits,
   };
   state.publishDecisions = new DecisionCache(cacheSize, (topic) => decideTopic(state, topic, 'name'));
   state.forwardDecisions = new DecisionCache(cacheSize, (topic) => forwardTopic(state, topic));
+  if (grant.apps.some((a) => a.publishConstraints)) state.publishConstraints = new DecisionCache(cacheSize, (topic) => publishConstraint(state, topic));
   return state;
+}
+
+/**
+ * The permission fields for a publish on an allowed client topic: of the app's publish filters that match
+ * it, the most permissive (a filter without fields allows everything).
+ */
+function publishConstraint(state: SessionState, clientTopic: string): ResolvedConstraint {
+  const slash = clientTopic.indexOf('/');
+  const app = state.apps.get(slash < 0 ? clientTopic : clientTopic.slice(0, slash));
+  if (!app?.publishConstraints) return UNCONSTRAINED;
+  let out: ResolvedConstraint | null = null;
+  for (const filter of app.publish) {
+    if (!mqttMatch(filter, clientTopic)) continue;
+    const c = app.publishConstraints[filter] ?? UNCONSTRAINED;
+    out = out ? widerConstraint(out, c) : c;
+  }
+  return out ?? UNCONSTRAINED;
+}
+
+/**
+ * The highest QoS a subscription to an allowed client filter is granted: of the app's subscribe filters that
+ * cover it, the highest maxQos (MQTT-3.8.4-6: the server may grant a lower QoS than asked; SUBACK shows it).
+ */
+export function subscribeMaxQos(state: SessionState, clientFilter: string): 0 | 1 | 2 {
+  const slash = clientFilter.indexOf('/');
+  const app = state.apps.get(slash < 0 ? clientFilter : clientFilter.slice(0, slash));
+  if (!app?.subscribeConstraints) return 2;
+  let max: 0 | 1 | 2 | -1 = -1;
+  for (const filter of app.subscribe) {
+    if (!filterCovers(filter, clientFilter)) continue;
+    const q = app.subscribeConstraints[filter]?.maxQos ?? 2;
+    if (q > max) max = q;
+  }
+  return max < 0 ? 2 : (max as 0 | 1 | 2);
 }
 
 /** PUBLISH (and will): the internal topic to publish to, or why not. Cached per session. */

@@ -4,6 +4,8 @@ import { isOwnWill } from '../aedes-internals.ts';
 import type { BrokerContext } from '../context.ts';
 import { stateOf } from '../session-registry.ts';
 import { decidePublish, isRefusal } from '../session-state.ts';
+import { constraintRefuses } from '../../shared/limits.ts';
+import { countLimitEvent } from '../limits/limit-counters.ts';
 
 /** Where dropped publishes go (MQTT_DENY_ACTION=drop): a `$` topic no client can subscribe to. */
 export const DROPPED_TOPIC = '$scopegate/dropped';
@@ -36,19 +38,47 @@ export function authorizePublish(ctx: BrokerContext): AuthorizePublishHandler {
     if (cache.hitCount !== hitsBefore) hot.cacheHit++;
     else hot.cacheMiss++;
 
-    if (!isRefusal(decision)) {
-      packet.topic = decision;
-      hot.messagesIn++;
-      return callback(null);
+    if (isRefusal(decision)) return refuse(decision.refused);
+
+    // Permission fields (rbac topic permissions, open-app settings), then the scope tree's limits.
+    const payloadBytes = packet.payload.length;
+    if (state.publishConstraints !== null) {
+      const field = constraintRefuses(state.publishConstraints.decide(packet.topic), { qos: packet.qos, retain: packet.retain, payloadBytes });
+      if (field !== null) {
+        if (state.limits) countLimitEvent(state.limits.counters, 'refused', field);
+        return refuse(field);
+      }
     }
-    ctx.metrics.decisions.labels('publish', 'denied', decision.refused).inc();
-    ctx.logger.info(
-      { clientId: client.id, actorId: state.grant.actorId, scopeId: state.grant.accessScopeId, topic: String(packet.topic).slice(0, 200), reason: decision.refused, action: drop ? 'drop' : 'disconnect' },
-      'publish refused',
-    );
-    if (!drop) return callback(new Error(`publish refused: ${decision.refused}`));
-    packet.topic = DROPPED_TOPIC;
-    packet.retain = false;
-    callback(null);
+    if (state.limits === null) return pass(decision);
+    const verdict = ctx.limits.decide(state.limits, decision, packet.qos, packet.retain, payloadBytes);
+    if (verdict.pass) {
+      if (verdict.waitMs === 0) return pass(decision);
+      // Backpressure: Aedes reads the socket again only once every packet of the batch it parsed has been
+      // handled, so holding this callback pauses the client; a QoS 1/2 PUBACK/PUBREC follows the callback.
+      setTimeout(() => pass(decision), verdict.waitMs);
+      return;
+    }
+    if (verdict.drop) return discard();
+    return refuse(verdict.limit);
+
+    function pass(internalTopic: string) {
+      packet.topic = internalTopic;
+      hot.messagesIn++;
+      callback(null);
+    }
+    function discard() {
+      packet.topic = DROPPED_TOPIC;
+      packet.retain = false;
+      callback(null);
+    }
+    function refuse(reason: string) {
+      ctx.metrics.decisions.labels('publish', 'denied', reason).inc();
+      ctx.logger.info(
+        { clientId: client!.id, actorId: state!.grant.actorId, scopeId: state!.grant.accessScopeId, topic: String(packet.topic).slice(0, 200), reason, action: drop ? 'drop' : 'disconnect' },
+        'publish refused',
+      );
+      if (!drop) return callback(new Error(`publish refused: ${reason}`));
+      discard();
+    }
   };
 }

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { AuthenticateHandler, Client, PreConnectHandler } from 'aedes';
 import type { ConnectResponse } from '../../shared/broker-wire.ts';
-import { connectPacketOf, remoteAddressOf, type ConnectPacketView } from '../aedes-internals.ts';
+import { connectPacketOf, limitPacketSize, remoteAddressOf, type ConnectPacketView } from '../aedes-internals.ts';
+import { countLimitEvent } from '../limits/limit-counters.ts';
 import type { BrokerContext } from '../context.ts';
 import { SidecarUnavailableError } from '../sidecar-client.ts';
-import { initStateSlot } from '../session-registry.ts';
+import { initStateSlot, stateOf } from '../session-registry.ts';
 import { decidePublish, isRefusal, sessionStateFor } from '../session-state.ts';
 import { installSubscriptionRewriter, rewritePending } from './rewrite-subscriptions.ts';
 
@@ -28,6 +29,12 @@ export function preConnect(ctx: BrokerContext): PreConnectHandler {
     (client as WithOutcome)[OUTCOME] = undefined;
     initStateSlot(client);
     installSubscriptionRewriter(client, ctx);
+    limitPacketSize(client, ctx.config.limitDefaults.maxPacketBytes, (length) => {
+      ctx.metrics.decisions.labels('packet', 'denied', 'maxPacketBytes').inc();
+      const limits = stateOf(client)?.limits;
+      if (limits) countLimitEvent(limits.counters, 'refused', 'maxPacketBytes');
+      ctx.logger.info({ clientId: client.id?.slice(0, 200), length, max: ctx.config.limitDefaults.maxPacketBytes }, 'packet too large: connection closed');
+    });
     decide(ctx, client, connectPacketOf(packet)).then(
       (outcome) => {
         (client as WithOutcome)[OUTCOME] = outcome;

@@ -1,13 +1,17 @@
 import type { Client } from 'aedes';
-import { tapIncomingPackets, type IncomingPacket } from '../aedes-internals.ts';
+import { subscriptionsOf, tapIncomingPackets, type IncomingPacket } from '../aedes-internals.ts';
+import { countLimitEvent } from '../limits/limit-counters.ts';
 import type { BrokerContext } from '../context.ts';
 import { stateOf } from '../session-registry.ts';
 import { parseSharedFilter } from '../../shared/topic.ts';
 import { decideSharedSubscribe, isMemberFilter } from '../shared-subscriptions.ts';
-import { decideSubscribe, isRefusal, REFUSED_FILTER, type Refusal, type SessionState } from '../session-state.ts';
+import { decideSubscribe, isRefusal, REFUSED_FILTER, subscribeMaxQos, type Refusal, type SessionState } from '../session-state.ts';
 
 type Packet = IncomingPacket;
 const PENDING = Symbol('scopegate.pendingPackets');
+/** The internal filters a session holds or has been granted in a SUBSCRIBE Aedes has not finished yet. */
+const HELD = Symbol('scopegate.heldFilters');
+type WithSlots = Client & { [PENDING]?: Packet[] | undefined; [HELD]?: Set<string> | undefined };
 
 /**
  * SUBSCRIBE and UNSUBSCRIBE are rewritten into the client's namespace as they leave the parser, before Aedes
@@ -23,7 +27,8 @@ const PENDING = Symbol('scopegate.pendingPackets');
  */
 export function installSubscriptionRewriter(client: Client, ctx: BrokerContext): void {
   // The slot exists from the start (one object shape for every client; see connect.ts).
-  (client as unknown as Record<symbol, Packet[] | undefined>)[PENDING] = undefined;
+  (client as WithSlots)[PENDING] = undefined;
+  (client as WithSlots)[HELD] = undefined;
   tapIncomingPackets(client, (packet) => {
     if (packet.cmd !== 'subscribe' && packet.cmd !== 'unsubscribe') return;
     const state = stateOf(client);
@@ -35,40 +40,77 @@ export function installSubscriptionRewriter(client: Client, ctx: BrokerContext):
 /** Called once the session state exists: rewrites what arrived while the CONNECT was being decided. */
 export function rewritePending(client: Client, ctx: BrokerContext): void {
   const state = stateOf(client);
-  const pending = (client as unknown as Record<symbol, Packet[] | undefined>)[PENDING];
+  const pending = (client as WithSlots)[PENDING];
   if (!state || !pending) return;
   for (const packet of pending) rewrite(state, packet, client, ctx);
   pending.length = 0;
 }
 
 function pendingOf(client: Client): Packet[] {
-  const c = client as unknown as Record<symbol, Packet[] | undefined>;
+  const c = client as WithSlots;
   return (c[PENDING] ??= []);
+}
+
+/**
+ * The filters a session holds, kept in packet order by the rewrite itself (Aedes adds a SUBSCRIBE's filters
+ * to the client only once it has handled the packet, so a burst of SUBSCRIBEs would all see the old count).
+ * Seeded from what Aedes holds (a restored persistent session) the first time.
+ */
+function heldOf(client: Client): Set<string> {
+  const c = client as WithSlots;
+  return (c[HELD] ??= new Set(subscriptionsOf(client).map(([f]) => f)));
+}
+
+/** Subscriptions the broker dropped or re-made itself (a policy change), counted as the session's own. */
+export function updateHeld(client: Client, removed: readonly string[], added: readonly string[]): void {
+  const held = (client as WithSlots)[HELD];
+  if (!held) return;
+  for (const f of removed) held.delete(f);
+  for (const f of added) held.add(f);
 }
 
 function rewrite(state: SessionState, packet: Packet, client: Client, ctx: BrokerContext): void {
   if (packet.cmd === 'subscribe' && Array.isArray(packet.subscriptions)) {
+    const held = heldOf(client);
+    const max = state.limits?.maxSubscriptions ?? Infinity;
     packet.subscriptions.forEach((sub, i) => {
       const decision = decideFilter(state, client, sub.topic);
-      if (!isRefusal(decision)) {
-        sub.topic = decision;
+      let refused: string | null = isRefusal(decision) ? decision.refused : null;
+      if (!isRefusal(decision) && !held.has(decision) && held.size >= max) {
+        refused = 'maxSubscriptionsPerSession';
+        countLimitEvent(state.limits!.counters, 'refused', 'maxSubscriptionsPerSession');
+      }
+      if (refused === null) {
+        // A permission's maxQos (or an open app's): granted at the lower QoS, which the SUBACK shows.
+        const maxQos = subscribeMaxQos(state, qosFilterOf(sub.topic));
+        if (sub.qos !== undefined && sub.qos > maxQos) sub.qos = maxQos;
+        sub.topic = decision as string;
+        held.add(sub.topic);
         return;
       }
-      ctx.metrics.decisions.labels('subscribe', 'denied', decision.refused).inc();
-      ctx.logger.info({ clientId: client.id, actorId: state.grant.actorId, scopeId: state.grant.accessScopeId, filter: String(sub.topic).slice(0, 200), reason: decision.refused }, 'subscribe refused');
+      ctx.metrics.decisions.labels('subscribe', 'denied', refused).inc();
+      ctx.logger.info({ clientId: client.id, actorId: state.grant.actorId, scopeId: state.grant.accessScopeId, filter: String(sub.topic).slice(0, 200), reason: refused }, 'subscribe refused');
       sub.topic = `${REFUSED_FILTER}/${i}`;
     });
   } else if (packet.cmd === 'unsubscribe' && Array.isArray(packet.unsubscriptions)) {
+    const held = (client as WithSlots)[HELD];
     packet.unsubscriptions = packet.unsubscriptions.map((topic, i) => {
       const decision = decideFilter(state, client, topic);
       if (isRefusal(decision)) return `${REFUSED_FILTER}/${i}`;
       if (isMemberFilter(decision)) ctx.shared?.leave(client.id, decision);
+      held?.delete(decision);
       return decision;
     });
   }
 }
 
 /** A plain filter, or `$share/<group>/<filter>` (the member filter of shared-subscriptions.ts). */
+/** The filter whose permissions decide a subscription's QoS: a shared subscription's inner filter. */
+function qosFilterOf(clientFilter: string): string {
+  const shared = parseSharedFilter(clientFilter);
+  return shared !== null && !('refused' in shared) ? shared.filter : clientFilter;
+}
+
 function decideFilter(state: SessionState, client: Client, clientFilter: string): string | Refusal {
   const shared = typeof clientFilter === 'string' ? parseSharedFilter(clientFilter) : null;
   if (shared === null) return decideSubscribe(state, clientFilter);

@@ -1,0 +1,69 @@
+/**
+ * Retained messages and bytes per subtree, counted by the broker as it admits retained PUBLISHes. Each stored
+ * retained topic remembers the subtrees it was counted against, so replacing or clearing it (an empty retained
+ * payload) gives back exactly what it took, whoever clears it.
+ *
+ * Counted in this broker's memory: retained messages stored before it started (Redis mode, after a restart)
+ * or by another broker of a cluster are not counted here (README: known gaps).
+ */
+export interface RetainBound {
+  /** `tenant:<id>` for the install's per-tenant default, else the scope id that sets `limits.retained`. */
+  key: string;
+  maxMessages: number | null;
+  maxBytes: number | null;
+}
+
+interface Stored {
+  bytes: number;
+  keys: readonly string[];
+}
+
+export class RetainedQuota {
+  private readonly byTopic = new Map<string, Stored>();
+  private readonly usage = new Map<string, { messages: number; bytes: number }>();
+
+  /**
+   * A retained PUBLISH of `bytes` to `topic` (internal): admitted (and counted) when every bound still holds
+   * after it; false = not stored, the publish is refused. An empty payload clears and is always admitted.
+   */
+  admit(topic: string, bytes: number, bounds: readonly RetainBound[]): boolean {
+    const previous = this.byTopic.get(topic);
+    if (bytes === 0) {
+      if (previous) this.release(topic, previous);
+      return true;
+    }
+    for (const b of bounds) {
+      const u = this.usage.get(b.key);
+      const counted = previous?.keys.includes(b.key) ? previous : undefined;
+      const messages = (u?.messages ?? 0) + (counted ? 0 : 1);
+      const total = (u?.bytes ?? 0) - (counted?.bytes ?? 0) + bytes;
+      if (b.maxMessages !== null && messages > b.maxMessages) return false;
+      if (b.maxBytes !== null && total > b.maxBytes) return false;
+    }
+    if (previous) this.release(topic, previous);
+    const keys = bounds.map((b) => b.key);
+    for (const key of keys) {
+      const u = this.usage.get(key) ?? { messages: 0, bytes: 0 };
+      u.messages += 1;
+      u.bytes += bytes;
+      this.usage.set(key, u);
+    }
+    this.byTopic.set(topic, { bytes, keys });
+    return true;
+  }
+
+  usageOf(key: string): { messages: number; bytes: number } {
+    return { ...(this.usage.get(key) ?? { messages: 0, bytes: 0 }) };
+  }
+
+  private release(topic: string, stored: Stored): void {
+    this.byTopic.delete(topic);
+    for (const key of stored.keys) {
+      const u = this.usage.get(key);
+      if (!u) continue;
+      u.messages -= 1;
+      u.bytes -= stored.bytes;
+      if (u.messages <= 0) this.usage.delete(key);
+    }
+  }
+}
