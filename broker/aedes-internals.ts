@@ -61,6 +61,7 @@ interface Persistence {
   outgoingUpdate(client: unknown, packet: { cmd?: string; [field: string]: unknown }, ...rest: unknown[]): Promise<unknown> | undefined;
   removeSubscriptions(client: unknown, topics: string[]): Promise<unknown>;
   delWill(client: { id: string; brokerId: string }): Promise<unknown>;
+  putWill(client: unknown, packet: WillPacket): Promise<unknown>;
   createRetainedStreamCombi(patterns: string[]): unknown;
   createRetainedStream(pattern: string): unknown;
   destroy?: () => Promise<void>;
@@ -165,12 +166,16 @@ export function willTopicOf(client: Client): string | null {
 }
 
 /**
- * Points a live session's will at a new internal topic (the actor moved). Why: the will must follow the
- * actor's namespace. Relies on: Aedes publishing `client.will` (the object itself) at an abnormal close.
+ * Points a live session's will at a new internal topic (the actor moved), in memory and in the persistence.
+ * Why: the will must follow the actor's namespace, also when this broker dies and another one publishes the
+ * stored copy. Relies on: Aedes publishing `client.will` (the object itself) at an abnormal close, and
+ * `persistence.putWill(client, will)` replacing the stored copy (as Aedes' own storeWill does at CONNECT).
  */
 export function setWillTopic(client: Client, topic: string): void {
   const c = client as ClientInternals;
-  if (c.will) c.will.topic = topic;
+  if (!c.will) return;
+  c.will.topic = topic;
+  c.broker.persistence.putWill(c, c.will).catch(() => undefined);
 }
 
 /**
@@ -198,6 +203,20 @@ export function discardWill(client: Client): void {
  */
 export function isOwnWill(client: Client, packet: unknown): boolean {
   return packet === (client as ClientInternals).will;
+}
+
+/**
+ * Is `packet`, handed to authorizePublish, a will of another broker's session swept from the persistence
+ * (that broker stopped sending heartbeats)? Why: such a will must be re-decided against its owner's grant of
+ * today, and never be refused with an error, which Aedes turns into an 'error' event that ends the sweep (and,
+ * with nobody listening, the process). Relies on: Aedes' will sweep (`_clearWills`, every 4 heartbeat
+ * intervals) handing authorizePublish `that.clients[will.clientId] || null` and the stored will, which
+ * `putWill` marked with `clientId` and `brokerId` (a PUBLISH from the wire carries neither).
+ */
+export function sweptWillOf(client: Client | null, packet: unknown): { clientId: string; brokerId: string } | null {
+  if (client !== null && isOwnWill(client, packet)) return null;
+  const p = packet as { clientId?: unknown; brokerId?: unknown };
+  return typeof p.clientId === 'string' && typeof p.brokerId === 'string' ? { clientId: p.clientId, brokerId: p.brokerId } : null;
 }
 
 // ---------------------------------------------------------------------------------------------------------

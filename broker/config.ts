@@ -24,6 +24,12 @@ export interface BrokerConfig {
   sidecarTimeoutMs: number;
   /** Bound of each session's publish-decision cache (entries). */
   decisionCacheSize: number;
+  /**
+   * How often this broker announces itself to the others on the same Redis (Aedes heartbeat). A broker silent
+   * for three intervals is dead: the others publish (after re-deciding) the wills of its sessions, sweeping
+   * every four intervals.
+   */
+  heartbeatMs: number;
   logLevel: string;
   /** Safe defaults with no configuration (README: Limits); the scope tree's `limits` override the per-session ones. */
   limitDefaults: Readonly<LimitDefaults>;
@@ -54,6 +60,7 @@ export function loadBrokerConfig(env: NodeJS.ProcessEnv = process.env): Readonly
     retainedMessagesPerTenant: intFrom(env.MQTT_RETAINED_MESSAGES_PER_TENANT, 10_000, 'MQTT_RETAINED_MESSAGES_PER_TENANT', 0, 100_000_000, problems),
     retainedBytesPerTenant: intFrom(env.MQTT_RETAINED_BYTES_PER_TENANT, 67_108_864, 'MQTT_RETAINED_BYTES_PER_TENANT', 0, 2 ** 40, problems),
   });
+  const heartbeatMs = intFrom(env.BROKER_HEARTBEAT_MS, 60_000, 'BROKER_HEARTBEAT_MS', 100, 3_600_000, problems);
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({
     limitDefaults,
@@ -68,6 +75,7 @@ export function loadBrokerConfig(env: NodeJS.ProcessEnv = process.env): Readonly
     sidecarGraceMs,
     sidecarTimeoutMs,
     decisionCacheSize,
+    heartbeatMs,
     logLevel,
   });
 }

@@ -69,11 +69,14 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
   const aedesOptions: AedesOptions = {
     preConnect: preConnect(context),
     authenticate: authenticate(context),
-    authorizePublish: authorizePublish(context),
+    // Wills of dead brokers' sessions are published anew once re-decided (see swept-wills.ts); `aedes` exists
+    // by then (the will sweep runs only after the broker started).
+    authorizePublish: authorizePublish(context, (message) => new Promise((resolve, reject) => aedes.publish(message as never, (err?: Error) => (err ? reject(err) : resolve())))),
     authorizeSubscribe: authorizeSubscribe(context),
     authorizeForward: authorizeForward(context),
     // The internal topic adds the mount (2 levels) and the namespace to what a client writes (≤ 16 levels).
     maxTopicLevels: 100,
+    heartbeatInterval: config.heartbeatMs,
     ...(options.id ? { id: options.id } : {}),
   };
   const redisConnections: Redis[] = [];
@@ -102,6 +105,9 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
     sessions.ended(client);
   });
   limitOfflineQueues(aedes, (clientId) => queues.admit(clientId));
+  // Aedes emits 'error' for failures outside any client (the will sweep, the offline-queue lookup); an
+  // EventEmitter 'error' with no listener would end the process, and with it every tenant's sessions.
+  (aedes as unknown as NodeJS.EventEmitter).on('error', (err: Error) => logger.error({ err: err.message }, 'broker error (handled; the broker keeps running)'));
   aedes.on('clientError', (client, err) => logger.debug({ clientId: client.id, err: err.message }, 'client error'));
   aedes.on('connectionError', (client, err) => logger.debug({ clientId: client?.id, err: err.message }, 'connection error'));
 

@@ -1,14 +1,16 @@
 import type { AuthorizePublishHandler } from 'aedes';
-import { INTERNAL_PREFIX, toClient } from '../../shared/topic.ts';
-import { isOwnWill } from '../aedes-internals.ts';
+import { toClient } from '../../shared/topic.ts';
+import { isOwnWill, sweptWillOf } from '../aedes-internals.ts';
 import type { BrokerContext } from '../context.ts';
 import { stateOf } from '../session-registry.ts';
 import { decidePublish, isRefusal } from '../session-state.ts';
 import { constraintRefuses } from '../../shared/limits.ts';
 import { countLimitEvent } from '../limits/limit-counters.ts';
 
-/** Where dropped publishes go (MQTT_DENY_ACTION=drop): a `$` topic no client can subscribe to. */
-export const DROPPED_TOPIC = '$scopegate/dropped';
+import { DROPPED_TOPIC } from './dropped-topic.ts';
+import { decideSweptWill, type Republish } from './swept-wills.ts';
+
+export { DROPPED_TOPIC };
 
 /**
  * authorizePublish: the client's topic is decided from the session state (a cache lookup in steady state)
@@ -16,14 +18,16 @@ export const DROPPED_TOPIC = '$scopegate/dropped';
  * (MQTT_DENY_ACTION=disconnect) or is acknowledged and discarded (drop).
  *
  * Two other callers: the session's own will at close (already rewritten at CONNECT; re-checked against the
- * current grant), and wills of dead brokers in a cluster (client null; those topics were decided when the
- * will's owner connected, so only internal topics pass).
+ * current grant), and wills of dead brokers in a cluster (see swept-wills.ts: re-decided against the owner's
+ * grant of today, whether or not the owner is connected here again).
  */
-export function authorizePublish(ctx: BrokerContext): AuthorizePublishHandler {
+export function authorizePublish(ctx: BrokerContext, republish: Republish): AuthorizePublishHandler {
   const drop = ctx.config.denyAction === 'drop';
   const hot = ctx.metrics.hot;
   return (client, packet, callback) => {
-    if (client === null) return callback(packet.topic.startsWith(INTERNAL_PREFIX) ? null : new Error('will outside any namespace'));
+    const swept = sweptWillOf(client, packet);
+    if (swept) return decideSweptWill(ctx, packet, swept.clientId, republish, callback);
+    if (client === null) return callback(new Error('publish without a client'));
     const state = stateOf(client);
     if (!state) return callback(new Error('session not authorized'));
     if (isOwnWill(client, packet)) {
