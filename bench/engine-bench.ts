@@ -10,6 +10,7 @@ import { newEnforcer, newModelFromString, StringAdapter } from 'casbin';
 import { evaluate, type EvaluateRequest } from '../authz-sidecar/engine/evaluate.ts';
 import { PolicyReplica } from '../authz-sidecar/model/replica.ts';
 import { ensureBuiltins } from '../authz-sidecar/service/builtins.ts';
+import { parseInput } from '../authz-sidecar/service/inputs.ts';
 import { createAccessScope, createActor } from '../authz-sidecar/service/messaging.ts';
 import { assignRole, createMembership, createPermission, createRole, createUser, linkRolePermission } from '../authz-sidecar/service/rbac.ts';
 import { createProject, createTenant, createWorkspace } from '../authz-sidecar/service/scopes.ts';
@@ -59,16 +60,16 @@ async function casbinComparison(ms: number) {
   const policyLines: string[] = [];
   const users: Array<{ subjectId: string; tenantScope: string; tenantId: string }> = [];
   for (let t = 0; t < tenants; t++) {
-    const tenant = await write((tx) => createTenant(tx, { name: `T${t}`, slug: `t${t}`, kind: 'standard' }));
+    const tenant = await write((tx) => createTenant(tx, parseInput('tenantCreate', { name: `T${t}`, slug: `t${t}`, kind: 'standard' })));
     const roles: string[] = [];
     for (let r = 0; r < rolesPerTenant; r++) {
       // Ten distinct (action, resourceType) grants per role.
       const grants = [...new Map(Array.from({ length: 40 }, () => [ACTIONS[Math.floor(random() * ACTIONS.length)]!, TYPES[Math.floor(random() * TYPES.length)]!] as const).map((g) => [g.join(':'), g])).values()].slice(0, 10);
       const roleId = await write((tx) => {
-        const role = createRole(tx, { scopeId: tenant.scopeId, name: `role${r}` });
+        const role = createRole(tx, parseInput('roleCreate', { scopeId: tenant.scopeId, name: `role${r}` }));
         for (const [action, resourceType] of grants) {
-          const perm = createPermission(tx, { scopeId: tenant.scopeId, action, resourceType, resourcePattern: '*', key: `${role.id}:${action}:${resourceType}` });
-          linkRolePermission(tx, { roleId: role.id, permissionId: perm.id });
+          const perm = createPermission(tx, parseInput('permissionCreate', { scopeId: tenant.scopeId, action, resourceType, resourcePattern: '*', key: `${role.id}:${action}:${resourceType}` }));
+          linkRolePermission(tx, parseInput('rolePermissionCreate', { roleId: role.id, permissionId: perm.id }));
         }
         return role.id;
       });
@@ -76,14 +77,14 @@ async function casbinComparison(ms: number) {
       roles.push(roleId);
     }
     // Records become visible to later writes once committed: users first, then their memberships.
-    const created = await write((tx) => Array.from({ length: usersPerTenant }, (_, u) => createUser(tx, { kindeId: `kp_${t}_${u}`, email: `u${u}@t${t}.example`, defaultTenantId: tenant.id })));
-    const memberships = await write((tx) => created.map((user) => createMembership(tx, { subjectId: user.subjectId, scopeId: tenant.scopeId })));
+    const created = await write((tx) => Array.from({ length: usersPerTenant }, (_, u) => createUser(tx, parseInput('userCreate', { kindeId: `kp_${t}_${u}`, email: `u${u}@t${t}.example`, defaultTenantId: tenant.id }))));
+    const memberships = await write((tx) => created.map((user) => createMembership(tx, parseInput('membershipCreate', { subjectId: user.subjectId, scopeId: tenant.scopeId }))));
     await write((tx) => {
       for (const [u, user] of created.entries()) {
         const m = memberships[u]!;
         const picked = new Set([roles[Math.floor(random() * roles.length)]!, roles[Math.floor(random() * roles.length)]!]);
         for (const roleId of picked) {
-          assignRole(tx, { roleId, membershipId: m.id });
+          assignRole(tx, parseInput('roleAssignmentCreate', { roleId, membershipId: m.id }));
           policyLines.push(`g, ${user.subjectId}, ${roleId}, ${tenant.id}`);
         }
         users.push({ subjectId: user.subjectId, tenantScope: tenant.scopeId, tenantId: tenant.id });
@@ -178,15 +179,15 @@ async function scale(actors: number) {
  */
 export async function buildActorWorld(actors: number) {
   const { store, replica, write } = await world();
-  const tenant = await write((tx) => createTenant(tx, { name: 'Scale', slug: 'scale', kind: 'enterprise' }));
-  const ws = await write((tx) => createWorkspace(tx, { tenantId: tenant.id, name: 'W' }));
-  const project = await write((tx) => createProject(tx, { tenantId: tenant.id, workspaceId: ws.id, name: 'P' }));
-  const scopes = await write((tx) => Array.from({ length: 50 }, (_, k) => createAccessScope(tx, project, { slug: `s${k}`, name: `S${k}` })));
+  const tenant = await write((tx) => createTenant(tx, parseInput('tenantCreate', { name: 'Scale', slug: 'scale', kind: 'enterprise' })));
+  const ws = await write((tx) => createWorkspace(tx, parseInput('workspaceCreate', { tenantId: tenant.id, name: 'W' })));
+  const project = await write((tx) => createProject(tx, parseInput('projectCreate', { tenantId: tenant.id, workspaceId: ws.id, name: 'P' })));
+  const scopes = await write((tx) => Array.from({ length: 50 }, (_, k) => createAccessScope(tx, project, parseInput('accessScopeCreate', { slug: `s${k}`, name: `S${k}` }))));
   const roleId = await write((tx) => {
-    const role = createRole(tx, { scopeId: project.scopeId, name: 'device' });
+    const role = createRole(tx, parseInput('roleCreate', { scopeId: project.scopeId, name: 'device' }));
     for (const [action, resourceType] of [['publish', 'topic'], ['subscribe', 'topic'], ['read', 'doc']] as const) {
-      const perm = createPermission(tx, { scopeId: project.scopeId, action, resourceType, resourcePattern: '*' });
-      linkRolePermission(tx, { roleId: role.id, permissionId: perm.id });
+      const perm = createPermission(tx, parseInput('permissionCreate', { scopeId: project.scopeId, action, resourceType, resourcePattern: '*' }));
+      linkRolePermission(tx, parseInput('rolePermissionCreate', { roleId: role.id, permissionId: perm.id }));
     }
     return role.id;
   });
@@ -196,13 +197,13 @@ export async function buildActorWorld(actors: number) {
     const created = await write((tx) =>
       Array.from({ length: batch }, (_, k) => {
         const scope = scopes[(done + k) % scopes.length]!;
-        const actor = createActor(tx, project, { name: `a${done + k}`, kind: 'device', accessScopeId: scope.id });
+        const actor = createActor(tx, project, parseInput('actorCreate', { name: `a${done + k}`, kind: 'device', accessScopeId: scope.id }));
         return { subjectId: actor.subjectId, scopeId: scope.id };
       }),
     );
     // Records become visible to later writes once committed: actors first, then memberships, then roles.
-    const memberships = await write((tx) => created.map((a) => createMembership(tx, { subjectId: a.subjectId, scopeId: a.scopeId })));
-    await write((tx) => memberships.forEach((m) => assignRole(tx, { roleId, membershipId: m.id })));
+    const memberships = await write((tx) => created.map((a) => createMembership(tx, parseInput('membershipCreate', { subjectId: a.subjectId, scopeId: a.scopeId }))));
+    await write((tx) => memberships.forEach((m) => assignRole(tx, parseInput('roleAssignmentCreate', { roleId, membershipId: m.id }))));
     subjects.push(...created);
     done += batch;
   }

@@ -15,7 +15,8 @@ import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ScopeGateApiError, ScopeGateClient, type Page } from '../client/index.ts';
-import type { RequestBody as Input } from '../authz-sidecar/http/schemas.ts';
+import type { EvaluateRequest } from '../client/index.ts';
+import type { RequestBody as Input } from '../authz-sidecar/service/inputs.ts';
 import { setupDemo } from './demo.ts';
 import { cell, record, shellQuote, table, type Column } from './format.ts';
 
@@ -678,7 +679,7 @@ const commands: Command[] = [
         action: str(ctx, 'action'),
         resource: { resourceType: str(ctx, 'resource-type'), resourceId: str(ctx, 'resource-id') },
       };
-      const d = await ctx.client.evaluate(request as Input<'evaluate'>, { explain: flag(ctx, 'explain') });
+      const d = await ctx.client.evaluate(request as EvaluateRequest, { explain: flag(ctx, 'explain') });
       print(ctx, d, () => {
         let s = d.decision === 'ALLOWED' ? 'ALLOWED\n' : `DENIED${d.reason ? ` (${d.reason})` : ''}\n`;
         if (d.grant) s += record(d.grant, ['roleName', 'roleId', 'permissionKey', 'permissionId', 'membershipId', 'membershipScopeId']);

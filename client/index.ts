@@ -5,7 +5,9 @@
  *   const sg = new ScopeGateClient({ baseUrl: 'http://127.0.0.1:8080', token: process.env.AUTHZ_ADMIN_TOKEN! });
  *   const tenant = await sg.tenants.create({ name: 'Acme Corp', slug: 'acme-corp' });
  */
-import type { RequestBody as Input } from '../authz-sidecar/http/schemas.ts';
+import type { z } from 'zod';
+import type { evaluateRequestSchema } from '../authz-sidecar/decisions/evaluate-request.ts';
+import type { RequestBody as Input } from '../authz-sidecar/service/inputs.ts';
 import type { ErrorBody, ErrorCode, ErrorDetail } from '../shared/errors.ts';
 
 export class ScopeGateApiError extends Error {
@@ -58,7 +60,7 @@ export interface Decision {
   trace?: Array<Record<string, unknown>>;
   revision: number;
 }
-export type EvaluateRequest = Input<'evaluate'>;
+export type EvaluateRequest = z.input<typeof evaluateRequestSchema>;
 export interface ListQuery {
   limit?: number;
   cursor?: string;

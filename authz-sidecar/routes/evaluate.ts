@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { ScopeGateError } from '../../shared/errors.ts';
 import { awaitFreshness, decideEvaluateRequest, evaluateRequestSchema } from '../decisions/evaluate-request.ts';
 import type { DecisionAnswers } from '../http/decision-answers.ts';
-import { schemas } from '../http/schemas.ts';
+import { queries } from '../http/queries.ts';
 import { parse } from '../http/validate.ts';
 import type { SidecarContext } from './context.ts';
 import { principalOf } from './resource.ts';
@@ -14,16 +14,16 @@ const batchBody = z.strictObject({ requests: z.array(evaluateRequestSchema).min(
 export function evaluateRoutes(ctx: SidecarContext, answers: DecisionAnswers): Router {
   const r = Router();
 
-  ctx.routes.add({ method: 'post', path: '/evaluate', tag: 'evaluate', summary: 'Decide one request (?explain=true for the trace)', body: evaluateRequestSchema, query: schemas.explainQuery });
+  ctx.routes.add({ method: 'post', path: '/evaluate', tag: 'evaluate', summary: 'Decide one request (?explain=true for the trace)', body: evaluateRequestSchema, query: queries.explainQuery });
   r.post('/evaluate', async (req, res) => {
-    const explain = parse(schemas.explainQuery, req.query, 'query').explain === 'true';
+    const explain = parse(queries.explainQuery, req.query, 'query').explain === 'true';
     res.json(await answers.evaluate(principalOf(res), req.body, explain));
   });
 
-  ctx.routes.add({ method: 'post', path: '/evaluate/batch', tag: 'evaluate', summary: 'Decide many requests, each answered on its own', body: batchBody, query: schemas.explainQuery });
+  ctx.routes.add({ method: 'post', path: '/evaluate/batch', tag: 'evaluate', summary: 'Decide many requests, each answered on its own', body: batchBody, query: queries.explainQuery });
   r.post('/evaluate/batch', async (req, res) => {
     const { requests } = parse(batchBody, req.body, 'body');
-    const explain = parse(schemas.explainQuery, req.query, 'query').explain === 'true';
+    const explain = parse(queries.explainQuery, req.query, 'query').explain === 'true';
     await awaitFreshness(ctx.replica, Math.max(0, ...requests.map((q) => q.consistency?.atLeastAsFresh ?? 0)));
     const principal = principalOf(res);
     const results = requests.map((q) => {

@@ -1,5 +1,8 @@
 import { Router } from 'express';
-import { schemas } from '../http/schemas.ts';
+import type { z } from 'zod';
+import type { RecordKind } from '../model/records.ts';
+import { queries } from '../http/queries.ts';
+import { inputSchemas } from '../service/inputs.ts';
 import { parse } from '../http/validate.ts';
 import {
   createEnvironment,
@@ -28,29 +31,29 @@ import {
   setRolePermissionOverride,
 } from '../service/rbac.ts';
 import type { SidecarContext } from './context.ts';
-import { findVisible, mountResource } from './resource.ts';
+import { findVisible, mountResource, type ResourceSpec } from './resource.ts';
 import { effectiveLimitsAt, ownLimitsOf } from '../engine/limits.ts';
 
 /** Seed 001's management API under /v1: the scope tree, roles, permissions, subjects and overrides. */
 export function managementRoutes(ctx: SidecarContext): Router {
   const r = Router();
-  const m = (spec: Parameters<typeof mountResource>[2]) => mountResource(r, ctx, spec);
+  const m = <K extends RecordKind, C extends z.ZodType, B extends z.ZodType, P extends z.ZodType>(spec: ResourceSpec<K, C, B, P>) => mountResource(r, ctx, spec);
 
-  m({ kind: 'tenant', path: '/tenants', name: 'tenant', create: { schema: schemas.tenantCreate, run: createTenant as never }, patch: { schema: schemas.tenantPatch, run: patchTenant as never }, filters: ['slug', 'externalId'] });
-  m({ kind: 'workspace', path: '/workspaces', name: 'workspace', create: { schema: schemas.workspaceCreate, run: createWorkspace as never }, patch: { schema: schemas.entityPatch, run: patchEntity as never }, filters: ['tenantId'] });
-  m({ kind: 'project', path: '/projects', name: 'project', create: { schema: schemas.projectCreate, run: createProject as never }, patch: { schema: schemas.limitedEntityPatch, run: patchProject as never }, filters: ['tenantId', 'workspaceId'] });
-  m({ kind: 'environment', path: '/environments', name: 'environment', create: { schema: schemas.environmentCreate, run: createEnvironment as never }, patch: { schema: schemas.entityPatch, run: patchEntity as never }, filters: ['tenantId', 'projectId'] });
-  m({ kind: 'scope', path: '/scopes', name: 'scope', create: { schema: schemas.scopeCreate, run: createScope as never }, patch: { schema: schemas.limitedEntityPatch, run: patchScope as never }, filters: ['tenantId', 'parentId', 'typeId', 'externalId'] });
-  m({ kind: 'scopeType', path: '/scope-types', name: 'scope_type', batch: { schema: schemas.scopeTypeCreate, run: createScopeType as never }, patch: { schema: schemas.scopeTypePatch, run: patchScopeType as never } });
-  m({ kind: 'scopeTypeEdge', path: '/scope-type-hierarchy', name: 'scope_type_edge', batch: { schema: schemas.scopeTypeEdgeCreate, run: createScopeTypeEdge as never }, filters: ['parentTypeId', 'childTypeId'] });
-  m({ kind: 'role', path: '/roles', name: 'role', batch: { schema: schemas.roleCreate, run: createRole as never }, create: { schema: schemas.roleCreate, run: createRole as never }, patch: { schema: schemas.rolePatch, run: patchRole as never }, filters: ['tenantId', 'scopeId'] });
-  m({ kind: 'permission', path: '/permissions', name: 'permission', batch: { schema: schemas.permissionCreate, run: createPermission as never }, create: { schema: schemas.permissionCreate, run: createPermission as never }, filters: ['tenantId', 'scopeId', 'key'] });
-  m({ kind: 'rolePermission', path: '/role-permissions', name: 'role_permission', batch: { schema: schemas.rolePermissionCreate, run: linkRolePermission as never }, create: { schema: schemas.rolePermissionCreate, run: linkRolePermission as never }, filters: ['tenantId', 'roleId', 'permissionId'] });
-  m({ kind: 'user', path: '/users', name: 'user', create: { schema: schemas.userCreate, run: createUser as never }, patch: { schema: schemas.userPatch, run: patchUser as never }, filters: ['defaultTenantId', 'kindeId', 'email', 'subjectId'] });
-  m({ kind: 'membership', path: '/memberships', name: 'membership', create: { schema: schemas.membershipCreate, run: createMembership as never }, filters: ['tenantId', 'subjectId', 'scopeId'] });
-  m({ kind: 'roleAssignment', path: '/role-assignments', name: 'role_assignment', create: { schema: schemas.roleAssignmentCreate, run: assignRole as never }, filters: ['tenantId', 'roleId', 'membershipId'] });
-  m({ kind: 'permissionOverride', path: '/scope-overrides/permissions', name: 'permission_override', create: { schema: schemas.permissionOverride, run: setPermissionOverride as never }, filters: ['tenantId', 'childScopeId', 'permissionId'] });
-  m({ kind: 'rolePermissionOverride', path: '/scope-overrides/role-permissions', name: 'role_permission_override', create: { schema: schemas.rolePermissionOverride, run: setRolePermissionOverride as never }, filters: ['tenantId', 'childScopeId', 'roleId', 'permissionId'] });
+  m({ kind: 'tenant', path: '/tenants', name: 'tenant', create: { schema: inputSchemas.tenantCreate, run: createTenant }, patch: { schema: inputSchemas.tenantPatch, run: patchTenant }, filters: ['slug', 'externalId'] });
+  m({ kind: 'workspace', path: '/workspaces', name: 'workspace', create: { schema: inputSchemas.workspaceCreate, run: createWorkspace }, patch: { schema: inputSchemas.entityPatch, run: patchEntity }, filters: ['tenantId'] });
+  m({ kind: 'project', path: '/projects', name: 'project', create: { schema: inputSchemas.projectCreate, run: createProject }, patch: { schema: inputSchemas.limitedEntityPatch, run: patchProject }, filters: ['tenantId', 'workspaceId'] });
+  m({ kind: 'environment', path: '/environments', name: 'environment', create: { schema: inputSchemas.environmentCreate, run: createEnvironment }, patch: { schema: inputSchemas.entityPatch, run: patchEntity }, filters: ['tenantId', 'projectId'] });
+  m({ kind: 'scope', path: '/scopes', name: 'scope', create: { schema: inputSchemas.scopeCreate, run: createScope }, patch: { schema: inputSchemas.limitedEntityPatch, run: patchScope }, filters: ['tenantId', 'parentId', 'typeId', 'externalId'] });
+  m({ kind: 'scopeType', path: '/scope-types', name: 'scope_type', batch: { schema: inputSchemas.scopeTypeCreate, run: createScopeType }, patch: { schema: inputSchemas.scopeTypePatch, run: patchScopeType } });
+  m({ kind: 'scopeTypeEdge', path: '/scope-type-hierarchy', name: 'scope_type_edge', batch: { schema: inputSchemas.scopeTypeEdgeCreate, run: createScopeTypeEdge }, filters: ['parentTypeId', 'childTypeId'] });
+  m({ kind: 'role', path: '/roles', name: 'role', batch: { schema: inputSchemas.roleCreate, run: createRole }, create: { schema: inputSchemas.roleCreate, run: createRole }, patch: { schema: inputSchemas.rolePatch, run: patchRole }, filters: ['tenantId', 'scopeId'] });
+  m({ kind: 'permission', path: '/permissions', name: 'permission', batch: { schema: inputSchemas.permissionCreate, run: createPermission }, create: { schema: inputSchemas.permissionCreate, run: createPermission }, filters: ['tenantId', 'scopeId', 'key'] });
+  m({ kind: 'rolePermission', path: '/role-permissions', name: 'role_permission', batch: { schema: inputSchemas.rolePermissionCreate, run: linkRolePermission }, create: { schema: inputSchemas.rolePermissionCreate, run: linkRolePermission }, filters: ['tenantId', 'roleId', 'permissionId'] });
+  m({ kind: 'user', path: '/users', name: 'user', create: { schema: inputSchemas.userCreate, run: createUser }, patch: { schema: inputSchemas.userPatch, run: patchUser }, filters: ['defaultTenantId', 'kindeId', 'email', 'subjectId'] });
+  m({ kind: 'membership', path: '/memberships', name: 'membership', create: { schema: inputSchemas.membershipCreate, run: createMembership }, filters: ['tenantId', 'subjectId', 'scopeId'] });
+  m({ kind: 'roleAssignment', path: '/role-assignments', name: 'role_assignment', create: { schema: inputSchemas.roleAssignmentCreate, run: assignRole }, filters: ['tenantId', 'roleId', 'membershipId'] });
+  m({ kind: 'permissionOverride', path: '/scope-overrides/permissions', name: 'permission_override', create: { schema: inputSchemas.permissionOverride, run: setPermissionOverride }, filters: ['tenantId', 'childScopeId', 'permissionId'] });
+  m({ kind: 'rolePermissionOverride', path: '/scope-overrides/role-permissions', name: 'role_permission_override', create: { schema: inputSchemas.rolePermissionOverride, run: setRolePermissionOverride }, filters: ['tenantId', 'childScopeId', 'roleId', 'permissionId'] });
 
   // The limits in force at a scope: its own, the effective per-session bounds (and which scope set each),
   // and the subtree bounds of every scope on its path.
@@ -62,9 +65,9 @@ export function managementRoutes(ctx: SidecarContext): Router {
     res.json({ scopeId: scope.id, own: ownLimitsOf(model, scope), effective: { session, sources, subtrees }, revision: ctx.replica.seq });
   });
 
-  ctx.routes.add({ method: 'get', path: '/audit', tag: 'audit', summary: 'The audit log, newest first', query: schemas.auditQuery });
+  ctx.routes.add({ method: 'get', path: '/audit', tag: 'audit', summary: 'The audit log, newest first', query: queries.auditQuery });
   r.get('/audit', async (req, res) => {
-    const query = parse(schemas.auditQuery, req.query, 'query');
+    const query = parse(queries.auditQuery, req.query, 'query');
     const principal = res.locals.principal as import('../access/principal.ts').Principal;
     const tenantId = principal.kind === 'apiKey' ? principal.tenantId : query.tenantId;
     const entries = await ctx.store.audit({ limit: query.limit, ...(query.before ? { before: query.before } : {}), ...(tenantId ? { tenantId } : {}) });

@@ -7,7 +7,8 @@ import { signActorToken } from '../credentials/signing-keys.ts';
 import { canSee } from '../access/principal.ts';
 import { sha256 } from '../http/auth.ts';
 import { present } from '../http/present.ts';
-import { schemas } from '../http/schemas.ts';
+import { queries } from '../http/queries.ts';
+import { inputSchemas } from '../service/inputs.ts';
 import { parse } from '../http/validate.ts';
 import type { RecordKind, RecordOf, StoredRecord } from '../model/records.ts';
 import { deleteRecord } from '../service/delete.ts';
@@ -57,9 +58,9 @@ export function messagingRoutes(ctx: SidecarContext, tokenIssuer: string): Route
   };
 
   // Access scopes
-  doc('post', '/scopes', 'access_scope', 'Create an access scope in the project (→ accessScopeId)', schemas.accessScopeCreate, 201);
+  doc('post', '/scopes', 'access_scope', 'Create an access scope in the project (→ accessScopeId)', inputSchemas.accessScopeCreate, 201);
   r.post(`${BASE}/scopes`, async (req, res) => {
-    const input = parse(schemas.accessScopeCreate, req.body, 'body');
+    const input = parse(inputSchemas.accessScopeCreate, req.body, 'body');
     const p = project(req, res);
     const { value, revision } = await write(req, res, 'access_scope.create', (tx) => createAccessScope(tx, projectIn(tx, p.tenantId, p.id), input));
     res.status(201).json({ ...present(value), revision });
@@ -79,25 +80,25 @@ export function messagingRoutes(ctx: SidecarContext, tokenIssuer: string): Route
   r.get(`${BASE}/scopes/:scopeId`, (req, res) => {
     res.json({ ...present(accessScope(req, res)), revision: ctx.replica.seq });
   });
-  doc('patch', '/scopes/{scopeId}', 'access_scope', 'Rename an access scope or set the limits of its subtree', schemas.limitedEntityPatch);
+  doc('patch', '/scopes/{scopeId}', 'access_scope', 'Rename an access scope or set the limits of its subtree', inputSchemas.limitedEntityPatch);
   r.patch(`${BASE}/scopes/:scopeId`, async (req, res) => {
-    const input = parse(schemas.limitedEntityPatch, req.body, 'body');
+    const input = parse(inputSchemas.limitedEntityPatch, req.body, 'body');
     const s = accessScope(req, res);
     const { value, revision } = await write(req, res, 'access_scope.update', (tx) => patchScope(tx, tx.must('scope', s.id), input));
     res.json({ ...present(value), revision });
   });
   doc('delete', '/scopes/{scopeId}', 'access_scope', 'Delete an access scope (?cascade=true)');
   r.delete(`${BASE}/scopes/:scopeId`, async (req, res) => {
-    const cascade = parse(schemas.deleteQuery, req.query, 'query').cascade === 'true';
+    const cascade = parse(queries.deleteQuery, req.query, 'query').cascade === 'true';
     const s = accessScope(req, res);
     const { value, revision } = await write(req, res, 'access_scope.delete', (tx) => deleteRecord(tx, tx.must('scope', s.id), cascade));
     res.json({ deleted: value.map((d) => ({ kind: d.kind, id: d.id })), revision });
   });
 
   // Actors
-  doc('post', '/actors', 'actor', 'Create an actor (→ actorId)', schemas.actorCreate, 201);
+  doc('post', '/actors', 'actor', 'Create an actor (→ actorId)', inputSchemas.actorCreate, 201);
   r.post(`${BASE}/actors`, async (req, res) => {
-    const input = parse(schemas.actorCreate, req.body, 'body');
+    const input = parse(inputSchemas.actorCreate, req.body, 'body');
     const p = project(req, res);
     const { value, revision } = await write(req, res, 'actor.create', (tx) => createActor(tx, projectIn(tx, p.tenantId, p.id), input));
     res.status(201).json({ ...present(value), revision });
@@ -116,25 +117,25 @@ export function messagingRoutes(ctx: SidecarContext, tokenIssuer: string): Route
   r.get(`${BASE}/actors/:actorId`, (req, res) => {
     res.json({ ...present(actor(req, res).a), revision: ctx.replica.seq });
   });
-  doc('patch', '/actors/{actorId}', 'actor', 'Move (accessScopeId), rename or disable an actor', schemas.actorPatch);
+  doc('patch', '/actors/{actorId}', 'actor', 'Move (accessScopeId), rename or disable an actor', inputSchemas.actorPatch);
   r.patch(`${BASE}/actors/:actorId`, async (req, res) => {
-    const input = parse(schemas.actorPatch, req.body, 'body');
+    const input = parse(inputSchemas.actorPatch, req.body, 'body');
     const { p, a } = actor(req, res);
     const { value, revision } = await write(req, res, 'actor.update', (tx) => patchActor(tx, projectIn(tx, p.tenantId, p.id), tx.must('actor', a.id), input));
     res.json({ ...present(value), revision });
   });
   doc('delete', '/actors/{actorId}', 'actor', 'Delete an actor (?cascade=true removes its grants, memberships and secrets)');
   r.delete(`${BASE}/actors/:actorId`, async (req, res) => {
-    const cascade = parse(schemas.deleteQuery, req.query, 'query').cascade === 'true';
+    const cascade = parse(queries.deleteQuery, req.query, 'query').cascade === 'true';
     const { a } = actor(req, res);
     const { value, revision } = await write(req, res, 'actor.delete', (tx) => deleteRecord(tx, tx.must('actor', a.id), cascade));
     res.json({ deleted: value.map((d) => ({ kind: d.kind, id: d.id })), revision });
   });
 
   // Credentials
-  doc('post', '/actors/{actorId}/tokens', 'actor', 'Issue a JWT for MQTT CONNECT (password; username = actorId)', schemas.tokenCreate, 201);
+  doc('post', '/actors/{actorId}/tokens', 'actor', 'Issue a JWT for MQTT CONNECT (password; username = actorId)', inputSchemas.tokenCreate, 201);
   r.post(`${BASE}/actors/:actorId/tokens`, async (req, res) => {
-    const input = parse(schemas.tokenCreate, req.body ?? {}, 'body');
+    const input = parse(inputSchemas.tokenCreate, req.body ?? {}, 'body');
     const { a } = actor(req, res);
     if (a.disabled) throw new ScopeGateError('RULE_VIOLATION', 'This actor is disabled.');
     const { token, expiresAt } = await signActorToken(model(), tokenIssuer, { actorId: a.id, tenantId: a.tenantId, ttlSeconds: input.ttlSeconds }, ctx.clock());
@@ -170,9 +171,9 @@ export function messagingRoutes(ctx: SidecarContext, tokenIssuer: string): Route
   });
 
   // Apps and grants
-  doc('post', '/apps', 'app', 'Create an app (its slug is the first level of its topics)', schemas.appCreate, 201);
+  doc('post', '/apps', 'app', 'Create an app (its slug is the first level of its topics)', inputSchemas.appCreate, 201);
   r.post(`${BASE}/apps`, async (req, res) => {
-    const input = parse(schemas.appCreate, req.body, 'body');
+    const input = parse(inputSchemas.appCreate, req.body, 'body');
     const p = project(req, res);
     const { value, revision } = await write(req, res, 'app.create', (tx) => createApp(tx, projectIn(tx, p.tenantId, p.id), input));
     res.status(201).json({ ...present(value), revision });
@@ -190,23 +191,23 @@ export function messagingRoutes(ctx: SidecarContext, tokenIssuer: string): Route
   r.get(`${BASE}/apps/:appId`, (req, res) => {
     res.json({ ...present(app(req, res).app), revision: ctx.replica.seq });
   });
-  doc('patch', '/apps/{appId}', 'app', 'Rename an app or change its mode (open | rbac)', schemas.appPatch);
+  doc('patch', '/apps/{appId}', 'app', 'Rename an app or change its mode (open | rbac)', inputSchemas.appPatch);
   r.patch(`${BASE}/apps/:appId`, async (req, res) => {
-    const input = parse(schemas.appPatch, req.body, 'body');
+    const input = parse(inputSchemas.appPatch, req.body, 'body');
     const { app: a } = app(req, res);
     const { value, revision } = await write(req, res, 'app.update', (tx) => patchApp(tx, tx.must('app', a.id), input));
     res.json({ ...present(value), revision });
   });
   doc('delete', '/apps/{appId}', 'app', 'Delete an app (?cascade=true revokes its grants)');
   r.delete(`${BASE}/apps/:appId`, async (req, res) => {
-    const cascade = parse(schemas.deleteQuery, req.query, 'query').cascade === 'true';
+    const cascade = parse(queries.deleteQuery, req.query, 'query').cascade === 'true';
     const { app: a } = app(req, res);
     const { value, revision } = await write(req, res, 'app.delete', (tx) => deleteRecord(tx, tx.must('app', a.id), cascade));
     res.json({ deleted: value.map((d) => ({ kind: d.kind, id: d.id })), revision });
   });
-  doc('post', '/apps/{appId}/actors', 'app', 'Grant the app to an actor', schemas.appActorGrant, 201);
+  doc('post', '/apps/{appId}/actors', 'app', 'Grant the app to an actor', inputSchemas.appActorGrant, 201);
   r.post(`${BASE}/apps/:appId/actors`, async (req, res) => {
-    const input = parse(schemas.appActorGrant, req.body, 'body');
+    const input = parse(inputSchemas.appActorGrant, req.body, 'body');
     const { p, app: a } = app(req, res);
     const { value, revision } = await write(req, res, 'app_grant.create', (tx) => grantApp(tx, projectIn(tx, p.tenantId, p.id), tx.must('app', a.id), input.actorId));
     res.status(201).json({ ...present(value), revision });
@@ -225,9 +226,9 @@ export function messagingRoutes(ctx: SidecarContext, tokenIssuer: string): Route
 
   // Admin API keys, limited to one scope's subtree.
   mountResource(r, ctx, { kind: 'apiKey', path: '/api-keys', name: 'api_key', filters: ['tenantId', 'scopeId'] });
-  ctx.routes.add({ method: 'post', path: '/api-keys', tag: 'api_key', summary: 'Create an API key limited to a scope subtree (shown once)', body: schemas.apiKeyCreate, status: 201 });
+  ctx.routes.add({ method: 'post', path: '/api-keys', tag: 'api_key', summary: 'Create an API key limited to a scope subtree (shown once)', body: inputSchemas.apiKeyCreate, status: 201 });
   r.post('/api-keys', async (req, res) => {
-    const input = parse(schemas.apiKeyCreate, req.body, 'body');
+    const input = parse(inputSchemas.apiKeyCreate, req.body, 'body');
     const key = `sgk_${randomBytes(32).toString('base64url')}`;
     const { value, revision } = await write(req, res, 'api_key.create', (tx) => {
       const scope = tx.ref('scope', input.scopeId, 'scopeId');

@@ -4,7 +4,7 @@ import { ScopeGateError } from '../../shared/errors.ts';
 import type { RecordKind, RecordOf, StoredRecord } from '../model/records.ts';
 import { canSee, writeGuard, type Principal } from '../access/principal.ts';
 import { present } from '../http/present.ts';
-import { batchOf, schemas } from '../http/schemas.ts';
+import { batchOf, queries } from '../http/queries.ts';
 import { parse } from '../http/validate.ts';
 import { deleteRecord } from '../service/delete.ts';
 import type { Tx } from '../service/tx.ts';
@@ -15,16 +15,33 @@ import type { SidecarContext } from './context.ts';
  * equality filters), patch and delete (409 while referenced unless `?cascade=true`). Every route it mounts is
  * recorded in the route registry for the OpenAPI document.
  */
-export interface ResourceSpec<K extends RecordKind> {
+/** A create handler and the schema of its input: the handler's input type is the schema's output. */
+export interface CreateOperation<S extends z.ZodType> {
+  schema: S;
+  run: (tx: Tx, input: z.output<S>) => StoredRecord;
+}
+
+/** A patch handler for records of kind K and the schema of its input. */
+export interface PatchOperation<K extends RecordKind, S extends z.ZodType> {
+  schema: S;
+  run: (tx: Tx, record: RecordOf<K>, input: z.output<S>) => StoredRecord;
+}
+
+/**
+ * The schemas are type parameters, inferred from each `schema` field, so every `run` is checked against the
+ * schema it is paired with; the service's inputs are branded per schema (service/inputs.ts), so a handler
+ * paired with another schema fails to compile even when the two shapes agree.
+ */
+export interface ResourceSpec<K extends RecordKind, C extends z.ZodType = z.ZodType, B extends z.ZodType = z.ZodType, P extends z.ZodType = z.ZodType> {
   kind: K;
   /** e.g. '/tenants' */
   path: string;
   /** Name in audit actions and OpenAPI tags, e.g. 'tenant'. */
   name: string;
-  create?: { schema: z.ZodType; run: (tx: Tx, input: never) => StoredRecord };
+  create?: CreateOperation<C>;
   /** POST `${path}/batch` with an array; all-or-nothing. */
-  batch?: { schema: z.ZodType; run: (tx: Tx, input: never) => StoredRecord };
-  patch?: { schema: z.ZodType; run: (tx: Tx, record: RecordOf<K>, input: never) => StoredRecord };
+  batch?: CreateOperation<B>;
+  patch?: PatchOperation<K, P>;
   /** Query parameters that filter lists by equality on the record field of the same name. */
   filters?: string[];
   deletable?: boolean;
@@ -39,7 +56,7 @@ export function writeContext(req: Request, res: Response) {
   return { principal: principal.id, requestId: String(res.locals.requestId ?? ''), guard: writeGuard(principal) };
 }
 
-export function mountResource<K extends RecordKind>(router: Router, ctx: SidecarContext, spec: ResourceSpec<K>): void {
+export function mountResource<K extends RecordKind, C extends z.ZodType, B extends z.ZodType, P extends z.ZodType>(router: Router, ctx: SidecarContext, spec: ResourceSpec<K, C, B, P>): void {
   const { kind, path, name } = spec;
 
   if (spec.create) {
@@ -47,7 +64,7 @@ export function mountResource<K extends RecordKind>(router: Router, ctx: Sidecar
     ctx.routes.add({ method: 'post', path, tag: name, summary: `Create a ${name}`, body: schema, status: 201 });
     router.post(path, async (req, res) => {
       const input = parse(schema, req.body, 'body');
-      const { value, revision } = await ctx.writer.write(writeContext(req, res), `${name}.create`, (tx) => run(tx, input as never));
+      const { value, revision } = await ctx.writer.write(writeContext(req, res), `${name}.create`, (tx) => run(tx, input));
       res.status(201).json({ ...present(value), revision });
     });
   }
@@ -57,11 +74,11 @@ export function mountResource<K extends RecordKind>(router: Router, ctx: Sidecar
     const body = batchOf(schema);
     ctx.routes.add({ method: 'post', path: `${path}/batch`, tag: name, summary: `Create ${name}s, all or nothing`, body, status: 201 });
     router.post(`${path}/batch`, async (req, res) => {
-      const items = parse(body, req.body, 'body') as unknown[];
+      const items = parse(body, req.body, 'body');
       const { value, revision } = await ctx.writer.write(writeContext(req, res), `${name}.batch_create`, (tx) =>
         items.map((item, index) => {
           try {
-            return run(tx, item as never);
+            return run(tx, item);
           } catch (e) {
             if (e instanceof ScopeGateError) {
               throw new ScopeGateError(e.code, `Item ${index}: ${e.message}`, e.details.map((d) => ({ ...d, path: `body.${index}${d.path ? `.${d.path}` : ''}` })));
@@ -74,9 +91,9 @@ export function mountResource<K extends RecordKind>(router: Router, ctx: Sidecar
     });
   }
 
-  ctx.routes.add({ method: 'get', path, tag: name, summary: `List ${name}s`, query: schemas.listQuery, filters: spec.filters ?? [] });
+  ctx.routes.add({ method: 'get', path, tag: name, summary: `List ${name}s`, query: queries.listQuery, filters: spec.filters ?? [] });
   router.get(path, (req, res) => {
-    const query = parse(schemas.listQuery, req.query, 'query');
+    const query = parse(queries.listQuery, req.query, 'query');
     const principal = principalOf(res);
     const filters = (spec.filters ?? []).flatMap((f) => {
       const v = req.query[f];
@@ -110,16 +127,16 @@ export function mountResource<K extends RecordKind>(router: Router, ctx: Sidecar
       const input = parse(schema, req.body, 'body');
       findVisible(ctx, res, kind, String(req.params.id), name);
       const { value, revision } = await ctx.writer.write(writeContext(req, res), `${name}.update`, (tx) =>
-        run(tx, tx.must(kind, String(req.params.id)), input as never),
+        run(tx, tx.must(kind, String(req.params.id)), input),
       );
       res.json({ ...present(value), revision });
     });
   }
 
   if (spec.deletable !== false) {
-    ctx.routes.add({ method: 'delete', path: `${path}/{id}`, tag: name, summary: `Delete a ${name} (?cascade=true to delete its dependents)`, query: schemas.deleteQuery });
+    ctx.routes.add({ method: 'delete', path: `${path}/{id}`, tag: name, summary: `Delete a ${name} (?cascade=true to delete its dependents)`, query: queries.deleteQuery });
     router.delete(`${path}/:id`, async (req, res) => {
-      const query = parse(schemas.deleteQuery, req.query, 'query');
+      const query = parse(queries.deleteQuery, req.query, 'query');
       findVisible(ctx, res, kind, String(req.params.id), name);
       const { value, revision } = await ctx.writer.write(writeContext(req, res), `${name}.delete`, (tx) =>
         deleteRecord(tx, tx.must(kind, String(req.params.id)), query.cascade === 'true'),

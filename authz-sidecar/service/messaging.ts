@@ -1,7 +1,7 @@
 import { ScopeGateError } from '../../shared/errors.ts';
 import { uniqueKey } from '../model/policy-model.ts';
 import type { ActorRecord, AppGrantRecord, AppRecord, ProjectRecord, ScopeRecord } from '../model/records.ts';
-import type { Input } from '../http/schemas.ts';
+import type { Input } from './inputs.ts';
 import { putScope } from './scopes.ts';
 import type { Tx } from './tx.ts';
 

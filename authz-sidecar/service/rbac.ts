@@ -11,7 +11,7 @@ import type {
   ScopeRecord,
   UserRecord,
 } from '../model/records.ts';
-import type { Input } from '../http/schemas.ts';
+import type { Input } from './inputs.ts';
 import { touchGlobal } from './scopes.ts';
 import { newId, type Tx } from './tx.ts';
 

@@ -9,7 +9,7 @@ import type {
   TenantRecord,
   WorkspaceRecord,
 } from '../model/records.ts';
-import type { Input } from '../http/schemas.ts';
+import type { Input } from './inputs.ts';
 import { ENTITY_TYPES, edgeId } from './builtins.ts';
 import { newId, type Tx } from './tx.ts';
 
@@ -160,6 +160,11 @@ export function patchEntity<R extends WorkspaceRecord | ProjectRecord | Environm
   record: R,
   input: Input<'entityPatch'>,
 ): R {
+  return renameEntity(tx, record, input);
+}
+
+/** The name and external id of an entity (and of the scope it owns); shared by the patches of every entity. */
+function renameEntity<R extends WorkspaceRecord | ProjectRecord | EnvironmentRecord>(tx: Tx, record: R, input: { name?: string | undefined; externalId?: string | null | undefined }): R {
   renameOwnedScope(tx, record.scopeId, input);
   return tx.put({
     ...record,
@@ -171,7 +176,7 @@ export function patchEntity<R extends WorkspaceRecord | ProjectRecord | Environm
 
 /** A project: renamed like any entity, and its subtree's limits replaced when `limits` is given. */
 export function patchProject(tx: Tx, project: ProjectRecord, input: Input<'limitedEntityPatch'>): ProjectRecord {
-  const renamed = patchEntity(tx, project, { ...(input.name !== undefined ? { name: input.name } : {}), ...(input.externalId !== undefined ? { externalId: input.externalId } : {}) });
+  const renamed = renameEntity(tx, project, { ...(input.name !== undefined ? { name: input.name } : {}), ...(input.externalId !== undefined ? { externalId: input.externalId } : {}) });
   return input.limits === undefined ? renamed : tx.put({ ...renamed, limits: input.limits });
 }
 

@@ -1,9 +1,9 @@
 /**
- * One zod schema per input of the HTTP API. Request types are inferred from these, the router validates
- * with them, and the OpenAPI document is generated from them: nothing is written twice.
+ * One zod schema per input of a service operation (create, patch, issue). The service's functions take their
+ * input types from here, the HTTP routes validate request bodies with them, and the OpenAPI document and the
+ * typed client are derived from them: nothing is written twice.
  */
 import { z } from 'zod';
-import { evaluateRequestSchema } from '../decisions/evaluate-request.ts';
 import { limitsSchema, topicConstraintSchema } from '../../shared/limits.ts';
 
 /** No control characters anywhere in free text (names, descriptions). */
@@ -55,7 +55,7 @@ const pattern = z
 /** `sub` of a user at the trusted identity provider (e.g. a Kinde user id `kp_…`). */
 const externalSubject = z.string().min(1).max(200).regex(/^[^\u0000-\u001f\u007f\s]+$/, 'no spaces or control characters');
 
-export const schemas = {
+const definitions = {
   tenantCreate: z.strictObject({
     name: text(200),
     slug: slug.optional(),
@@ -158,7 +158,6 @@ export const schemas = {
     permissionId: id('perm'),
     state: overrideState,
   }),
-  evaluate: evaluateRequestSchema,
   apiKeyCreate: z.strictObject({ scopeId: id('scope'), name: text(100) }),
   // Seed 000
   accessScopeCreate: z.strictObject({
@@ -190,23 +189,29 @@ export const schemas = {
   appPatch: z.strictObject({ name: text(200).optional(), mode: z.enum(['open', 'rbac']).optional(), settings: topicConstraintSchema.nullable().optional() }),
   appActorGrant: z.strictObject({ actorId: id('actor') }),
   tokenCreate: z.strictObject({ ttlSeconds: z.number().int().min(1).max(31_536_000).default(3600) }),
-  // Query strings
-  listQuery: z.object({
-    limit: z.coerce.number().int().min(1).max(1000).default(100),
-    cursor: z.string().max(200).optional(),
-  }),
-  deleteQuery: z.object({ cascade: z.enum(['true', 'false']).optional() }),
-  explainQuery: z.object({ explain: z.enum(['true', 'false']).optional() }),
-  auditQuery: z.object({
-    limit: z.coerce.number().int().min(1).max(1000).default(100),
-    before: z.coerce.number().int().min(1).optional(),
-    tenantId: z.string().max(120).optional(),
-  }),
 };
 
-export const batchOf = <T extends z.ZodType>(item: T) => z.array(item).min(1).max(1000);
+/**
+ * Each input schema branded with its own name (type-level only; zod's brand does nothing at run time). A
+ * handler typed for one input therefore accepts no other, not even one of the same shape, so pairing a
+ * schema with the wrong handler in a resource definition fails to compile.
+ */
+type Branded<T extends Record<string, z.ZodType>> = { [K in keyof T & string]: z.core.$ZodBranded<T[K], K> };
+function brandEach<T extends Record<string, z.ZodType>>(defs: T): Branded<T> {
+  return defs as Branded<T>;
+}
 
-export type Schemas = typeof schemas;
-export type Input<K extends keyof Schemas> = z.infer<Schemas[K]>;
+export const inputSchemas = brandEach(definitions);
+
+export type InputSchemas = typeof inputSchemas;
+export type InputName = keyof InputSchemas;
+/** What a service operation receives: validated, defaults applied. */
+export type Input<K extends InputName> = z.output<InputSchemas[K]>;
 /** What a caller may send (defaults not yet applied): the type of request bodies in the typed client. */
-export type RequestBody<K extends keyof Schemas> = z.input<Schemas[K]>;
+export type RequestBody<K extends InputName> = z.input<InputSchemas[K]>;
+
+/** Validates `value` as the named input, as a route does: for callers of the service outside HTTP (bench, tests). */
+export function parseInput<K extends InputName>(name: K, value: RequestBody<K>): Input<K> {
+  // The brand is type-level only: the schema's run-time output is exactly Input<K>.
+  return (inputSchemas[name] as z.ZodType).parse(value) as Input<K>;
+}
