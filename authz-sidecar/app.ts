@@ -13,6 +13,7 @@ import { evaluateRoutes } from './routes/evaluate.ts';
 import { managementRoutes } from './routes/management.ts';
 import { brokerRoutes } from './routes/broker.ts';
 import { messagingRoutes } from './routes/messaging.ts';
+import { sessionRoutes } from './routes/sessions.ts';
 
 export interface AppDeps extends SidecarContext {
   metrics: SidecarMetrics;
@@ -95,6 +96,7 @@ export function createApp(deps: AppDeps): express.Express {
   v1.use(evaluateRoutes(deps, deps.answers));
   v1.use(managementRoutes(deps));
   v1.use(messagingRoutes(deps, deps.tokenIssuer));
+  v1.use(sessionRoutes(deps));
   app.use('/v1', v1);
 
   app.use(((req, res, next) => {

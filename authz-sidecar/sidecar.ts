@@ -16,6 +16,11 @@ import type { PolicyStore } from './store/policy-store.ts';
 import { LoginThrottle } from './credentials/login-throttle.ts';
 import type { TrustedIssuerConfig } from './credentials/trusted-issuer.ts';
 import { ensureSigningKey, newSigningKey } from './credentials/signing-keys.ts';
+import type { SessionLedger } from './ledger/session-ledger.ts';
+import { MemorySessionLedger } from './ledger/memory-session-ledger.ts';
+import { RedisSessionLedger } from './ledger/redis-session-ledger.ts';
+import { noSessionLimits, type SessionLimits } from './ledger/session-entry.ts';
+import { RedisPolicyStore } from './store/redis-policy-store.ts';
 
 export interface SidecarOptions {
   store: PolicyStore;
@@ -29,6 +34,10 @@ export interface SidecarOptions {
   throttle?: LoginThrottle;
   /** Change-feed heartbeat period for the broker. */
   heartbeatMs?: number;
+  /** Live session ledger; default: shared through the store's Redis for a RedisPolicyStore, else in memory. */
+  ledger?: SessionLedger;
+  /** Session-count limits checked when a CONNECT reserves its slot (issue 13's maxSessions); none by default. */
+  sessionLimits?: SessionLimits;
 }
 
 /**
@@ -45,6 +54,12 @@ export async function createSidecar(options: SidecarOptions) {
   const metrics = createSidecarMetrics();
   replica.on('change', () => metrics.changesApplied.inc());
 
+  const ledger =
+    options.ledger ??
+    (options.store instanceof RedisPolicyStore
+      ? new RedisSessionLedger({ redis: options.store.redisClient, prefix: options.store.keyPrefix, now: () => clock().getTime() })
+      : new MemorySessionLedger(() => clock().getTime()));
+
   await replica.start();
   await writer.write({ principal: 'system' }, 'builtins.ensure', ensureBuiltins);
   if (replica.model.count('signingKey') === 0) {
@@ -60,6 +75,8 @@ export async function createSidecar(options: SidecarOptions) {
     brokerToken,
     clock,
     routes: new RouteRegistry(),
+    ledger,
+    sessionLimits: options.sessionLimits ?? noSessionLimits,
     metrics,
     tokenIssuer: options.tokenIssuer ?? 'scopegate',
     trustedIssuer: options.trustedIssuer ?? null,
@@ -72,6 +89,7 @@ export async function createSidecar(options: SidecarOptions) {
     trustedIssuer: ctx.trustedIssuer,
     // One throttle for both ways a CONNECT is decided (the Express route and the fast path).
     throttle: options.throttle ?? new LoginThrottle(),
+    sessions: { ledger, limits: ctx.sessionLimits, log: logger },
   });
   const app = createApp({ ...ctx, answers });
 
@@ -99,6 +117,7 @@ export async function createSidecar(options: SidecarOptions) {
           s.closeAllConnections();
         });
       }
+      await ledger.close();
       await options.store.close();
     },
   };

@@ -7,6 +7,7 @@ import type { SessionControl } from './session-control.ts';
 import type { SessionRegistry } from './session-registry.ts';
 import type { SharedGroups } from './shared-subscriptions.ts';
 import type { SidecarClient } from './sidecar-client.ts';
+import type { LedgerReporter } from './ledger-reporter.ts';
 
 /** What every hook needs, built once per broker by server.ts. */
 export interface BrokerContext {
@@ -21,4 +22,6 @@ export interface BrokerContext {
   shared: SharedGroups | null;
   /** Limits of the scope tree and the install's defaults (SPEC §7). */
   limits: LimitRuntime;
+  /** Reports sessions to the sidecar's live session ledger. */
+  ledger: LedgerReporter;
 }

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { changeEventSchema, type BrokerChangeEvent, type SessionGrant } from '../shared/broker-wire.ts';
+import { changeEventSchema, disconnectEventSchema, type BrokerChangeEvent, type DisconnectEvent, type SessionGrant } from '../shared/broker-wire.ts';
 import { ChangeHistory } from './change-history.ts';
 import type { BrokerMetrics } from './metrics.ts';
 import type { SessionControl } from './session-control.ts';
@@ -19,6 +19,8 @@ export interface LiveUpdatesOptions {
   silenceMs?: number;
   /** At most this many actors' grants per refresh call. */
   batchSize?: number;
+  /** An admin asked to close a session (`disconnect` event; every broker hears it, its owner acts). */
+  onDisconnect?: (event: DisconnectEvent) => void;
 }
 
 /**
@@ -135,6 +137,11 @@ export class LiveUpdates extends EventEmitter<{ refreshed: [string[]] }> {
       this.enqueue(this.o.registry.allActors());
       return;
     }
+    if (event === 'disconnect') {
+      const d = disconnectEventSchema.safeParse(safeJson(data));
+      if (d.success) this.o.onDisconnect?.(d.data);
+      return;
+    }
     if (event !== 'change') return;
     let parsed: BrokerChangeEvent;
     try {
@@ -223,5 +230,13 @@ function helloRevision(data: string): number {
     return typeof revision === 'number' ? revision : Number.POSITIVE_INFINITY;
   } catch {
     return Number.POSITIVE_INFINITY;
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
   }
 }

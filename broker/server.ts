@@ -1,11 +1,17 @@
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
-import { Aedes, type AedesOptions } from 'aedes';
+import { randomUUID } from 'node:crypto';
+import { Aedes, type AedesOptions, type Client } from 'aedes';
+import type { DisconnectEvent } from '../shared/broker-wire.ts';
+import { toClient, type TopicView } from '../shared/topic.ts';
+import { LedgerReporter } from './ledger-reporter.ts';
+import { stateOf } from './session-registry.ts';
+import { REFUSED_FILTER } from './session-state.ts';
 import type { Redis } from 'ioredis';
 import pino, { type Logger } from 'pino';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { sendError } from '../shared/http-error.ts';
-import { checkAedesVersions, destroyPersistence, keepStoredTopicsInternal, limitOfflineQueues, redisOutgoingKey, tolerateUnknownPubrec } from './aedes-internals.ts';
+import { checkAedesVersions, destroyPersistence, keepStoredTopicsInternal, limitOfflineQueues, subscriptionsOf, redisOutgoingKey, tolerateUnknownPubrec } from './aedes-internals.ts';
 import { LimitCounters } from './limits/limit-counters.ts';
 import { OfflineQueues } from './limits/offline-queues.ts';
 import { RetainedQuota } from './limits/retained-quota.ts';
@@ -33,6 +39,7 @@ export interface RunningBroker {
   aedes: Aedes;
   context: BrokerContext;
   live: LiveUpdates;
+  ledger: LedgerReporter;
   close(): Promise<void>;
 }
 
@@ -42,8 +49,10 @@ export interface BrokerOptions {
   metricsPort?: number | null;
   /** Silence after which the change feed is reopened (tests shorten it). */
   feedSilenceMs?: number;
-  /** Aedes broker id (defaults to a random one). */
+  /** Aedes broker id, also this broker's id in the session ledger (defaults to a random one). */
   id?: string;
+  /** Period of the session ledger lease renewal (tests shorten it). */
+  ledgerHeartbeatMs?: number;
 }
 
 /**
@@ -63,8 +72,16 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
   metrics.trackLimitEvents(limitCounters);
   const sessions = new SessionControl(registry, config.decisionCacheSize, metrics, logger, limits, queues);
   const sidecar = new SidecarClient(config.sidecarUrl, config.brokerToken, config.sidecarTimeoutMs);
-  const live = new LiveUpdates({ sidecar, registry, sessions, metrics, logger, graceMs: config.sidecarGraceMs, silenceMs: options.feedSilenceMs });
-  const context: BrokerContext = { config, sidecar, registry, sessions, live, metrics, logger, shared: null, limits };
+  const brokerId = options.id ?? `broker-${randomUUID()}`;
+  const ledger = new LedgerReporter({ sidecar, brokerId, logger, ...(options.ledgerHeartbeatMs ? { heartbeatMs: options.ledgerHeartbeatMs } : {}) });
+  // An admin's disconnect reaches every broker through the change feed; the session's own broker closes it.
+  const onDisconnect = (d: DisconnectEvent) => {
+    if (d.brokerId !== brokerId) return;
+    const client = ledger.clientOf(d.sessionId);
+    if (client) sessions.close(client, 'disconnected_by_admin');
+  };
+  const live = new LiveUpdates({ sidecar, registry, sessions, metrics, logger, graceMs: config.sidecarGraceMs, silenceMs: options.feedSilenceMs, onDisconnect });
+  const context: BrokerContext = { config, sidecar, registry, sessions, live, metrics, logger, shared: null, limits, ledger };
 
   const aedesOptions: AedesOptions = {
     preConnect: preConnect(context),
@@ -77,7 +94,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
     // The internal topic adds the mount (2 levels) and the namespace to what a client writes (≤ 16 levels).
     maxTopicLevels: 100,
     heartbeatInterval: config.heartbeatMs,
-    ...(options.id ? { id: options.id } : {}),
+    id: brokerId,
   };
   const redisConnections: Redis[] = [];
   if (config.redisUrl) {
@@ -103,11 +120,19 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
   aedes.on('clientDisconnect', (client) => {
     shared.disconnected(client);
     sessions.ended(client);
+    ledger.ended(client);
   });
   limitOfflineQueues(aedes, (clientId) => queues.admit(clientId));
   // Aedes emits 'error' for failures outside any client (the will sweep, the offline-queue lookup); an
   // EventEmitter 'error' with no listener would end the process, and with it every tenant's sessions.
   (aedes as unknown as NodeJS.EventEmitter).on('error', (err: Error) => logger.error({ err: err.message }, 'broker error (handled; the broker keeps running)'));
+  // The ledger shows each session's subscriptions as the client wrote them.
+  const reportSubscriptions = (client: Client | null) => {
+    const state = stateOf(client);
+    if (client && state) ledger.subscriptions(client, clientViewSubscriptions(client, state.view));
+  };
+  aedes.on('subscribe', (_subs, client) => reportSubscriptions(client));
+  aedes.on('unsubscribe', (_subs, client) => reportSubscriptions(client));
   aedes.on('clientError', (client, err) => logger.debug({ clientId: client.id, err: err.message }, 'client error'));
   aedes.on('connectionError', (client, err) => logger.debug({ clientId: client?.id, err: err.message }, 'connection error'));
 
@@ -164,12 +189,23 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
       http.close();
       metricsServer?.close();
       await live.stop();
-      sidecar.close();
       await new Promise<void>((resolve) => aedes.close(() => resolve()));
+      await ledger.stop();
+      sidecar.close();
       await destroyPersistence(aedes);
       for (const c of redisConnections) c.disconnect();
       http.closeAllConnections?.();
     })());
 
-  return { tcpPort, wsPort, metricsPort, aedes, context, live, close };
+  return { tcpPort, wsPort, metricsPort, aedes, context, live, ledger, close };
+}
+/** A session's subscriptions (Aedes keeps them by internal filter) as the client wrote them. */
+function clientViewSubscriptions(client: Client, view: TopicView): string[] {
+  const out: string[] = [];
+  for (const [internal] of subscriptionsOf(client)) {
+    if (internal.startsWith(REFUSED_FILTER)) continue;
+    const mine = toClient(view, internal);
+    if (mine !== null) out.push(mine);
+  }
+  return out.sort();
 }

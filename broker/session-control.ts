@@ -103,7 +103,7 @@ export class SessionControl {
   }
 
   /** Closes a session the broker no longer allows; its will is not published. */
-  close(client: Client, reason: 'revoked' | 'token_expired' | 'sidecar_grace_expired'): void {
+  close(client: Client, reason: 'revoked' | 'token_expired' | 'sidecar_grace_expired' | 'disconnected_by_admin'): void {
     if (client.closed) return;
     const state = stateOf(client);
     this.logger.info({ clientId: client.id, actorId: state?.grant.actorId, scopeId: state?.grant.accessScopeId, reason }, 'closing session');

@@ -4,6 +4,9 @@ import {
   connectBatchResponseSchema,
   connectResponseSchema,
   refreshResponseSchema,
+  ledgerReportResponseSchema,
+  type LedgerReport,
+  type LedgerReportResponse,
   type ConnectRequest,
   type ConnectResponse,
   type RefreshResponse,
@@ -83,6 +86,11 @@ export class SidecarClient {
     } catch (err) {
       for (const p of batch) p.reject(err);
     }
+  }
+
+  /** Session events for the live session ledger, and the lease renewal. */
+  async reportLedger(report: LedgerReport): Promise<LedgerReportResponse> {
+    return validated(ledgerReportResponseSchema, await this.post('/v1/broker/ledger', report), 'ledger');
   }
 
   async refresh(actorIds: string[]): Promise<RefreshResponse> {

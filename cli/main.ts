@@ -179,6 +179,7 @@ const COLUMNS = {
   user: [col('id', 'id'), col('email', 'email'), col('kinde id', 'kindeId'), col('subject', 'subjectId'), col('default tenant', 'defaultTenantId')],
   membership: [col('id', 'id'), col('subject', 'subjectId'), col('scope', 'scopeId')],
   roleAssignment: [col('id', 'id'), col('role', 'roleId'), col('membership', 'membershipId')],
+  session: [col('session', 'sessionId'), col('actor', 'actorId'), col('client id', 'clientId', 30), col('scope', (r) => r.accessScopeId ?? '(project)'), col('broker', 'brokerId', 24), col('since', 'connectedAt'), col('state', 'state'), col('subscriptions', (r) => (Array.isArray(r.subscriptions) ? r.subscriptions.join(' ') : ''), 60)],
   audit: [col('seq', 'seq'), col('at', 'at'), col('principal', 'principal'), col('action', 'action'), col('tenants', (r) => (Array.isArray(r.tenantIds) ? r.tenantIds.join(',') : r.tenantIds)), col('ids', auditIds, 70)],
 } satisfies Record<string, Column[]>;
 type Kind = keyof typeof COLUMNS;
@@ -704,6 +705,36 @@ const commands: Command[] = [
     },
   },
   {
+    name: 'sessions list',
+    summary: 'live MQTT sessions: actor, broker, since when, subscriptions (client view)',
+    options: {
+      tenant: { type: 'string', value: '<tenant-id>', help: 'only this tenant' },
+      project: { type: 'string', value: '<project-id>', help: 'only this project' },
+      scope: { type: 'string', value: '<scope-id>', help: 'only sessions in this scope or below it' },
+      actor: { type: 'string', value: '<actor-id>', help: 'only this actor' },
+      broker: { type: 'string', value: '<broker-id>', help: 'only this broker' },
+      limit: { type: 'string', value: '<n>', help: 'at most n (default 100, max 1000)' },
+    },
+    async run(ctx) {
+      const limit = num(str(ctx, 'limit'));
+      if (limit !== undefined && typeof limit !== 'number') throw new UsageError('--limit must be a number', ctx.command);
+      const query = { tenantId: str(ctx, 'tenant'), projectId: str(ctx, 'project'), scopeId: str(ctx, 'scope'), actorId: str(ctx, 'actor'), brokerId: str(ctx, 'broker'), ...(limit === undefined ? {} : { limit }) };
+      const res = await ctx.client.sessions(Object.fromEntries(Object.entries(query).filter(([, v]) => v !== undefined)));
+      print(ctx, res, () => `${table(res.data as unknown as Array<Record<string, unknown>>, COLUMNS.session)}${res.total > res.data.length ? `(${res.data.length} of ${res.total})\n` : ''}`);
+    },
+  },
+  {
+    name: 'sessions disconnect',
+    summary: 'ask the owning broker to close a live session',
+    args: '<session-id>',
+    maxPositionals: 1,
+    options: {},
+    async run(ctx) {
+      const res = await ctx.client.disconnectSession(idArg(ctx));
+      print(ctx, res, () => `disconnect requested: ${res.sessionId} on ${res.brokerId}\n`);
+    },
+  },
+  {
     name: 'jwks',
     summary: 'print the public keys tokens are signed with',
     options: {},
@@ -903,6 +934,7 @@ const GROUP_SUMMARY: Record<string, string> = {
   user: 'users (people)',
   membership: 'subjects that are members of a scope',
   audit: 'the audit log',
+  sessions: 'live MQTT sessions (list, disconnect)',
 };
 
 function mainHelp(): string {

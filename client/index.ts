@@ -22,6 +22,22 @@ export class ScopeGateApiError extends Error {
   }
 }
 
+/** One live MQTT session as `GET /v1/sessions` shows it. */
+export interface LiveSession {
+  sessionId: string;
+  brokerId: string;
+  clientId: string;
+  actorId: string;
+  tenantId: string;
+  projectId: string;
+  accessScopeId: string | null;
+  scopePath: string[];
+  connectedAt: string;
+  state: 'connecting' | 'connected';
+  subscriptions: string[];
+  remoteAddress?: string;
+}
+
 export interface ClientOptions {
   baseUrl: string;
   token: string;
@@ -152,6 +168,16 @@ export class ScopeGateClient {
       'GET',
       `/v1/scopes/${encodeURIComponent(scopeId)}/limits`,
     );
+  }
+
+  /** Live MQTT sessions (the brokers' session ledger); `scopeId` = that scope's whole subtree. */
+  sessions(query: { tenantId?: string; projectId?: string; scopeId?: string; actorId?: string; brokerId?: string; limit?: number } = {}) {
+    return this.request<{ data: LiveSession[]; total: number }>('GET', `/v1/sessions${qs(query)}`);
+  }
+
+  /** Asks the owning broker to close a live session (it leaves the list once closed). */
+  disconnectSession(sessionId: string) {
+    return this.request<{ sessionId: string; brokerId: string; status: 'disconnect_requested' }>('POST', `/v1/sessions/${encodeURIComponent(sessionId)}/disconnect`);
   }
 
   jwks(): Promise<{ keys: Array<Record<string, unknown>> }> {

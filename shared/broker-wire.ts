@@ -68,6 +68,10 @@ export const connectRequestSchema = z.object({
   username: z.string(),
   password: z.string(),
   remoteAddress: z.string().optional(),
+  /** The broker asking (its lease in the session ledger) and the id it gave this session: with both, an
+   *  allowed CONNECT also reserves the session's slot in the ledger (see authz-sidecar/ledger). */
+  brokerId: z.string().min(1).max(200).optional(),
+  sessionId: z.string().min(1).max(200).optional(),
 });
 export type ConnectRequest = z.infer<typeof connectRequestSchema>;
 
@@ -116,3 +120,44 @@ export const changeEventSchema = z.object({
   all: z.boolean(),
 });
 export type BrokerChangeEvent = z.infer<typeof changeEventSchema>;
+
+/**
+ * What a broker reports to the session ledger (`POST /v1/broker/ledger`), in order; every call also renews the
+ * broker's lease (`leaseMs`). `sync`, when present, replaces everything the ledger holds for this broker: the
+ * broker sends it when the answer says the ledger forgot it (`known: false`) or holds a different number of its
+ * sessions.
+ */
+export const ledgerEventSchema = z.discriminatedUnion('type', [
+  /** The CONNACK was sent. */
+  z.object({ type: z.literal('connected'), sessionId: z.string().max(200) }),
+  /** The session's subscriptions now (client view). */
+  z.object({ type: z.literal('subscriptions'), sessionId: z.string().max(200), subscriptions: z.array(z.string().max(65_535)).max(10_000) }),
+  /** The session ended (or its CONNECT did not complete): its slot is given back. */
+  z.object({ type: z.literal('ended'), sessionId: z.string().max(200) }),
+]);
+export type LedgerEvent = z.infer<typeof ledgerEventSchema>;
+
+export const ledgerSessionSchema = z.object({
+  sessionId: z.string().max(200),
+  actorId: z.string().max(200),
+  clientId: z.string().max(65_535),
+  connectedAt: z.number(),
+  state: z.enum(['connecting', 'connected']),
+  subscriptions: z.array(z.string().max(65_535)).max(10_000),
+  remoteAddress: z.string().max(200).optional(),
+});
+export type LedgerSession = z.infer<typeof ledgerSessionSchema>;
+
+export const ledgerReportSchema = z.object({
+  brokerId: z.string().min(1).max(200),
+  leaseMs: z.number().int().min(1_000).max(600_000),
+  events: z.array(ledgerEventSchema).max(100_000),
+  sync: z.array(ledgerSessionSchema).max(1_000_000).optional(),
+});
+export type LedgerReport = z.infer<typeof ledgerReportSchema>;
+export const ledgerReportResponseSchema = z.object({ known: z.boolean(), sessions: z.number() });
+export type LedgerReportResponse = z.infer<typeof ledgerReportResponseSchema>;
+
+/** Change feed event `disconnect`: an admin asked to close this session (only its broker acts on it). */
+export const disconnectEventSchema = z.object({ sessionId: z.string(), brokerId: z.string() });
+export type DisconnectEvent = z.infer<typeof disconnectEventSchema>;

@@ -1,5 +1,7 @@
 import type { Logger } from 'pino';
-import type { ConnectBatchResult, ConnectRequest, ConnectResponse } from '../../shared/broker-wire.ts';
+import type { ConnectBatchResult, ConnectRequest, ConnectResponse, SessionGrant } from '../../shared/broker-wire.ts';
+import { sessionEntryFor, type SessionLimits } from '../ledger/session-entry.ts';
+import type { SessionLedger } from '../ledger/session-ledger.ts';
 import { isScopeGateError, ScopeGateError } from '../../shared/errors.ts';
 import type { LoginThrottle } from '../credentials/login-throttle.ts';
 import { prefixOf, verifySecret } from '../credentials/secrets.ts';
@@ -19,16 +21,23 @@ export interface ConnectDeciderOptions {
 export interface ConnectSources {
   model: () => PolicyModel;
   clock: () => Date;
+  /** The live session ledger an allowed CONNECT reserves its slot in (when the broker names itself and the session). */
+  sessions?: { ledger: SessionLedger; limits: SessionLimits; log: Logger };
 }
+
+/** Lease a reservation gives a broker that has not sent its first ledger heartbeat yet. */
+const RESERVATION_LEASE_MS = 30_000;
 
 /** One CONNECT being decided, carried through the steps. */
 interface Attempt {
+  readonly input: ConnectRequest;
   readonly username: string;
   readonly password: string;
   readonly address: string | undefined;
   actor?: ActorRecord;
   /** Epoch ms at which the credential expires (JWT exp); null for secrets. */
   expiresAt: number | null;
+  session?: SessionGrant;
 }
 
 /** A step answers the CONNECT (a denial, or the final grant) or returns undefined to go on to the next. */
@@ -40,7 +49,7 @@ const BAD_CREDENTIALS = 'Unknown actor or wrong credentials.';
 
 /**
  * Decides an MQTT CONNECT in named steps, in order:
- * `refuseWhileThrottled → findActor → verifyCredentials → grantSession`.
+ * `refuseWhileThrottled → findActor → verifyCredentials → grantSession → reserveSessionSlot`.
  * The first step that answers decides. A bad-credentials denial counts as a failed login for the throttle; a
  * grant clears the username's failures.
  */
@@ -94,13 +103,46 @@ export function createConnectDecider(src: ConnectSources, options: ConnectDecide
     const session = sessionGrantFor(src.model(), a.actor!.id, a.expiresAt);
     if (!session) return { decision: 'denied', reason: 'not_authorized', message: 'This actor may not connect (disabled, or outside its project).' };
     throttle.succeed(a.username);
-    return { decision: 'allowed', session };
+    a.session = session;
+    return undefined;
   };
 
-  const steps: readonly Step[] = [refuseWhileThrottled, findActor, verifyCredentials, grantSession];
+  /**
+   * The allowed session takes its slot in the live session ledger now, atomically against every other CONNECT
+   * of any sidecar, so session-count limits are exact: refused (CONNACK 5) when a limited scope is full. With
+   * the ledger unreachable: unavailable (CONNACK 3) when a limit applies (it cannot be checked), else allowed
+   * without an entry — the broker's next ledger heartbeat finds the difference and resyncs.
+   */
+  const reserveSessionSlot: Step = async (a) => {
+    const allowed: ConnectResponse = { decision: 'allowed', session: a.session! };
+    const { brokerId, sessionId } = a.input;
+    if (!src.sessions || !brokerId || !sessionId) return allowed;
+    const entry = sessionEntryFor(src.model(), brokerId, {
+      sessionId,
+      actorId: a.session!.actorId,
+      clientId: a.input.clientId,
+      connectedAt: src.clock().getTime(),
+      state: 'connecting',
+      subscriptions: [],
+      ...(a.address ? { remoteAddress: a.address.slice(0, 200) } : {}),
+    });
+    if (!entry) return allowed;
+    const limits = src.sessions.limits(src.model(), entry);
+    try {
+      const reserved = await src.sessions.ledger.reserve(entry, limits, RESERVATION_LEASE_MS);
+      if (reserved.ok) return allowed;
+      return { decision: 'denied', reason: 'not_authorized', message: `Session limit reached: scope ${reserved.scopeId} has ${reserved.count} of at most ${reserved.max} sessions.` };
+    } catch (err) {
+      if (limits.length > 0) throw err;
+      src.sessions.log.warn({ err: (err as Error).message, sessionId }, 'session ledger unreachable: session allowed without a ledger entry');
+      return allowed;
+    }
+  };
+
+  const steps: readonly Step[] = [refuseWhileThrottled, findActor, verifyCredentials, grantSession, reserveSessionSlot];
 
   return async (input) => {
-    const attempt: Attempt = { username: input.username, password: input.password, address: input.remoteAddress, expiresAt: null };
+    const attempt: Attempt = { input, username: input.username, password: input.password, address: input.remoteAddress, expiresAt: null };
     for (const step of steps) {
       const answer = await step(attempt);
       if (answer) return answer;

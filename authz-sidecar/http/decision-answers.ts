@@ -8,6 +8,8 @@ import { awaitFreshness, decideEvaluateRequest, evaluateRequestSchema } from '..
 import type { Decision } from '../engine/evaluate.ts';
 import type { PolicyReplica } from '../model/replica.ts';
 import { parse } from './validate.ts';
+import type { SessionLedger } from '../ledger/session-ledger.ts';
+import type { SessionLimits } from '../ledger/session-entry.ts';
 
 export interface DecisionAnswerDeps {
   replica: PolicyReplica;
@@ -15,6 +17,8 @@ export interface DecisionAnswerDeps {
   tokenIssuer: string;
   throttle: LoginThrottle;
   trustedIssuer?: TrustedIssuerConfig | null;
+  /** The live session ledger allowed CONNECTs reserve their slot in, with the limits that apply. */
+  sessions?: { ledger: SessionLedger; limits: SessionLimits; log: Logger };
 }
 
 /**
@@ -33,7 +37,7 @@ export interface DecisionAnswers {
 
 export function createDecisionAnswers(deps: DecisionAnswerDeps): DecisionAnswers {
   const decideConnect = createConnectDecider(
-    { model: () => deps.replica.model, clock: deps.clock },
+    { model: () => deps.replica.model, clock: deps.clock, ...(deps.sessions ? { sessions: deps.sessions } : {}) },
     { tokenIssuer: deps.tokenIssuer, throttle: deps.throttle, trustedIssuer: deps.trustedIssuer ?? null },
   );
   return {

@@ -4,6 +4,10 @@ import {
   connectBatchRequestSchema,
   connectRequestSchema,
   refreshRequestSchema,
+  ledgerReportSchema,
+  type DisconnectEvent,
+  type LedgerReport,
+  type LedgerReportResponse,
   type BrokerChangeEvent,
   type SessionGrant,
 } from '../../shared/broker-wire.ts';
@@ -17,6 +21,7 @@ import type { PolicyModel } from '../model/policy-model.ts';
 import type { StoredRecord } from '../model/records.ts';
 import type { ChangeEvent } from '../store/policy-store.ts';
 import type { SidecarContext } from './context.ts';
+import { sessionEntryFor } from '../ledger/session-entry.ts';
 
 export interface BrokerRouteOptions {
   /** The CONNECT answers, shared with the fast path (one throttle, one trusted-issuer key cache). */
@@ -66,6 +71,11 @@ export function brokerRoutes(ctx: SidecarContext, options: BrokerRouteOptions): 
     res.json({ revision: ctx.replica.seq, sessions });
   });
 
+  ctx.routes.add({ method: 'post', path: '/broker/ledger', tag: 'broker', summary: 'Report session events to the live session ledger and renew the broker lease (BROKER_TOKEN)', body: ledgerReportSchema });
+  b.post('/ledger', async (req, res) => {
+    res.json(await applyLedgerReport(ctx, parse(ledgerReportSchema, req.body, 'body')));
+  });
+
   // Every connected broker hears the same event: computed once per change.
   let last: BrokerChangeEvent | null = null;
   const brokerEventOf = (e: ChangeEvent, displaced: ReadonlyMap<string, StoredRecord>): BrokerChangeEvent =>
@@ -82,11 +92,14 @@ export function brokerRoutes(ctx: SidecarContext, options: BrokerRouteOptions): 
     const onReload = (seq: number) => send('change', { seq, inputs: [], all: true } satisfies BrokerChangeEvent);
     ctx.replica.on('change', onChange);
     ctx.replica.on('reloaded', onReload);
+    // An admin's disconnect, heard from any sidecar sharing the ledger; only the owning broker acts on it.
+    const stopDisconnects = ctx.ledger.onDisconnect((d) => send('disconnect', d satisfies DisconnectEvent));
     const heartbeat = setInterval(() => send('heartbeat', { revision: ctx.replica.seq }), heartbeatMs);
     req.on('close', () => {
       clearInterval(heartbeat);
       ctx.replica.off('change', onChange);
       ctx.replica.off('reloaded', onReload);
+      stopDisconnects();
     });
   });
   r.use('/v1/broker', b);
@@ -96,4 +109,25 @@ export function brokerRoutes(ctx: SidecarContext, options: BrokerRouteOptions): 
 /** A committed change as the broker hears it: the grant inputs it wrote (none for most writes). */
 export function toBrokerEvent(model: PolicyModel, e: ChangeEvent, displaced: ReadonlyMap<string, StoredRecord>): BrokerChangeEvent {
   return { seq: e.seq, inputs: inputsOfChange(model, e, displaced), all: false };
+}
+
+/** How far back a reservation is kept by a broker's sync even if the broker does not list it yet. */
+const SYNC_KEEPS_RESERVATIONS_MS = 10_000;
+
+/**
+ * A broker's report: its events in order, then its full session list when it resyncs, then the lease
+ * renewal whose answer tells the broker whether the ledger agrees with it.
+ */
+export async function applyLedgerReport(ctx: SidecarContext, report: LedgerReport): Promise<LedgerReportResponse> {
+  for (const e of report.events) {
+    if (e.type === 'connected') await ctx.ledger.markConnected(e.sessionId);
+    else if (e.type === 'subscriptions') await ctx.ledger.setSubscriptions(e.sessionId, e.subscriptions);
+    else await ctx.ledger.release(e.sessionId);
+  }
+  if (report.sync) {
+    const model = ctx.replica.model;
+    const entries = report.sync.flatMap((s) => sessionEntryFor(model, report.brokerId, s) ?? []);
+    await ctx.ledger.sync(report.brokerId, entries, ctx.clock().getTime() - SYNC_KEEPS_RESERVATIONS_MS, report.leaseMs);
+  }
+  return ctx.ledger.heartbeat(report.brokerId, report.leaseMs);
 }

@@ -134,9 +134,14 @@ export class RedisPolicyStore implements PolicyStore {
   private readonly auditLogSize: number;
   private readonly watchers = new Set<Watcher>();
   private closed = false;
+  /** The connection and key prefix, for the session ledger that shares this Redis (authz-sidecar/ledger). */
+  readonly redisClient: Redis;
+  readonly keyPrefix: string;
 
   constructor({ redis, prefix, changeLogSize, auditLogSize }: RedisPolicyStoreOptions) {
     this.redis = redis as RedisWithCommit;
+    this.redisClient = redis;
+    this.keyPrefix = prefix;
     this.keys = {
       rec: `${prefix}rec`,
       seq: `${prefix}seq`,

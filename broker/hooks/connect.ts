@@ -35,6 +35,8 @@ export function preConnect(ctx: BrokerContext): PreConnectHandler {
       if (limits) countLimitEvent(limits.counters, 'refused', 'maxPacketBytes');
       ctx.logger.info({ clientId: client.id?.slice(0, 200), length, max: ctx.config.limitDefaults.maxPacketBytes }, 'packet too large: connection closed');
     });
+    // However the connection ends (before or after CONNACK), the session's ledger slot is given back.
+    (client.conn as NodeJS.EventEmitter).once('close', () => ctx.ledger.ended(client));
     decide(ctx, client, connectPacketOf(packet)).then(
       (outcome) => {
         (client as WithOutcome)[OUTCOME] = outcome;
@@ -56,13 +58,18 @@ async function decide(ctx: BrokerContext, client: Client, packet: ConnectPacketV
   if (!username || !password) return { ok: false, returnCode: CONNACK.BAD_CREDENTIALS, reason: 'missing_credentials' };
 
   const started = process.hrtime.bigint();
+  const sessionId = ctx.ledger.newSessionId();
+  const clientId = packet.clientId.slice(0, 256);
+  const remoteAddress = remoteAddressOf(client);
   let response: ConnectResponse;
   try {
     response = await ctx.sidecar.connect({
-      clientId: packet.clientId.slice(0, 256),
+      clientId,
       username: username.slice(0, 256),
       password: password.slice(0, 8192),
-      remoteAddress: remoteAddressOf(client),
+      remoteAddress,
+      brokerId: ctx.ledger.brokerId,
+      sessionId,
     });
     ctx.metrics.sidecarSeconds.labels('connect', 'ok').observe(Number(process.hrtime.bigint() - started) / 1e9);
   } catch (err) {
@@ -76,9 +83,15 @@ async function decide(ctx: BrokerContext, client: Client, packet: ConnectPacketV
   }
 
   const grant = response.session;
+  // The sidecar reserved this session's slot in the ledger: from here on every way out gives it back.
+  ctx.ledger.reserved(client, sessionId, grant.actorId, clientId, remoteAddress);
+  if ((client.conn as { destroyed?: boolean }).destroyed) ctx.ledger.ended(client);
   if (packet.will) {
     const decision = decidePublish(sessionStateFor(grant, 1), packet.will.topic);
-    if (isRefusal(decision)) return { ok: false, returnCode: CONNACK.NOT_AUTHORIZED, reason: `will_${decision.refused}` };
+    if (isRefusal(decision)) {
+      ctx.ledger.ended(client);
+      return { ok: false, returnCode: CONNACK.NOT_AUTHORIZED, reason: `will_${decision.refused}` };
+    }
     packet.will.topic = decision;
   }
   // Aedes would generate `aedes_<uuid>` for an empty id; generate it here so it is inside the actor's space.
@@ -98,11 +111,13 @@ export function authenticate(ctx: BrokerContext): AuthenticateHandler {
       ctx.sessions.start(client, grant);
       // A change heard between the decision and now found no session to re-decide: check it here.
       ctx.live.sessionStarted(grant);
+      ctx.ledger.connected(client);
       rewritePending(client, ctx);
       ctx.metrics.decisions.labels('connect', 'allowed', 'ok').inc();
       ctx.logger.info({ clientId: client.id, actorId: grant.actorId, tenantId: grant.tenantId, scopeId: grant.accessScopeId, namespace: grant.namespace }, 'connect allowed');
       return done(null, true);
     }
+    ctx.ledger.ended(client);
     const returnCode = outcome?.returnCode ?? CONNACK.SERVER_UNAVAILABLE;
     const reason = outcome?.reason ?? 'no_decision';
     ctx.metrics.decisions.labels('connect', 'denied', reason).inc();

@@ -1,0 +1,175 @@
+import { randomUUID } from 'node:crypto';
+import type { Client } from 'aedes';
+import type { Logger } from 'pino';
+import type { LedgerEvent, LedgerReport, LedgerSession } from '../shared/broker-wire.ts';
+import type { SidecarClient } from './sidecar-client.ts';
+
+export interface LedgerReporterOptions {
+  sidecar: SidecarClient;
+  brokerId: string;
+  logger: Logger;
+  /** How often the lease is renewed when there is nothing else to report. */
+  heartbeatMs?: number;
+}
+
+interface LocalSession {
+  client: Client;
+  entry: LedgerSession;
+}
+
+/**
+ * Tells the sidecar's session ledger what happens to this broker's sessions: a session's slot is reserved by
+ * the sidecar when it allows the CONNECT (the broker chose the session id); the broker then reports the
+ * CONNACK, every change of the session's subscriptions (client view) and its end, in order, batched, and
+ * renews its lease on every report and at least every `heartbeatMs`. The lease (3 heartbeats) runs out when
+ * this broker dies, and the ledger drops its sessions. When the ledger says it forgot this broker, or keeps
+ * holding a different number of its sessions, the next report carries the full list (sync).
+ * Reports that fail are kept and sent again, in order, with the next one.
+ */
+export class LedgerReporter {
+  readonly brokerId: string;
+  private readonly sessions = new Map<string, LocalSession>();
+  private readonly idOf = new WeakMap<Client, string>();
+  private queue: LedgerEvent[] = [];
+  private needSync = true;
+  private mismatches = 0;
+  private sending: Promise<void> | null = null;
+  private scheduled: NodeJS.Timeout | null = null;
+  private readonly heartbeat: NodeJS.Timeout;
+  private readonly heartbeatMs: number;
+  private stopped = false;
+
+  constructor(private readonly o: LedgerReporterOptions) {
+    this.brokerId = o.brokerId;
+    this.heartbeatMs = o.heartbeatMs ?? 5_000;
+    this.heartbeat = setInterval(() => this.schedule(0), this.heartbeatMs);
+    this.heartbeat.unref();
+  }
+
+  get leaseMs(): number {
+    return Math.max(1_000, this.heartbeatMs * 3);
+  }
+
+  /** A fresh id for a CONNECT about to be decided. */
+  newSessionId(): string {
+    return `sess_${randomUUID().replaceAll('-', '')}`;
+  }
+
+  /** The sidecar allowed the CONNECT and reserved the slot of `sessionId`. */
+  reserved(client: Client, sessionId: string, actorId: string, clientId: string, remoteAddress: string | undefined): void {
+    this.idOf.set(client, sessionId);
+    this.sessions.set(sessionId, {
+      client,
+      entry: { sessionId, actorId, clientId, connectedAt: Date.now(), state: 'connecting', subscriptions: [], ...(remoteAddress ? { remoteAddress: remoteAddress.slice(0, 200) } : {}) },
+    });
+  }
+
+  /** The CONNACK was sent. */
+  connected(client: Client): void {
+    const s = this.sessionOf(client);
+    if (!s) return;
+    s.entry.state = 'connected';
+    this.push({ type: 'connected', sessionId: s.entry.sessionId });
+  }
+
+  /** The session's subscriptions now, in the client's view. */
+  subscriptions(client: Client, filters: string[]): void {
+    const s = this.sessionOf(client);
+    if (!s) return;
+    s.entry.subscriptions = filters;
+    // Only the latest list matters: an earlier unsent one of the same session is replaced.
+    this.queue = this.queue.filter((e) => !(e.type === 'subscriptions' && e.sessionId === s.entry.sessionId));
+    this.push({ type: 'subscriptions', sessionId: s.entry.sessionId, subscriptions: filters });
+  }
+
+  /** The session ended, or its CONNECT did not complete. Idempotent. */
+  ended(client: Client): void {
+    const id = this.idOf.get(client);
+    if (id === undefined) return;
+    this.idOf.delete(client);
+    if (this.sessions.get(id)?.client !== client) return;
+    this.sessions.delete(id);
+    this.push({ type: 'ended', sessionId: id });
+  }
+
+  /** The live client of a session of this broker (for an admin's disconnect). */
+  clientOf(sessionId: string): Client | undefined {
+    return this.sessions.get(sessionId)?.client;
+  }
+
+  sessionIdOf(client: Client): string | undefined {
+    return this.idOf.get(client);
+  }
+
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  /** Sends what is left (best effort) and stops. */
+  async stop(): Promise<void> {
+    clearInterval(this.heartbeat);
+    if (this.scheduled) clearTimeout(this.scheduled);
+    await this.sending?.catch(() => undefined);
+    this.stopped = true;
+    if (this.queue.length > 0) await this.send().catch(() => undefined);
+  }
+
+  /** Resolves once everything queued so far has been sent (tests). */
+  async flushed(): Promise<void> {
+    while (this.queue.length > 0 || this.sending || this.needSync) {
+      this.schedule(0);
+      await (this.sending ?? new Promise((r) => setTimeout(r, 10)));
+    }
+  }
+
+  private sessionOf(client: Client): LocalSession | undefined {
+    const id = this.idOf.get(client);
+    return id === undefined ? undefined : this.sessions.get(id);
+  }
+
+  private push(e: LedgerEvent): void {
+    this.queue.push(e);
+    this.schedule(10);
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped || this.sending) return;
+    if (this.scheduled && delayMs > 0) return;
+    if (this.scheduled) clearTimeout(this.scheduled);
+    this.scheduled = setTimeout(() => {
+      this.scheduled = null;
+      this.sending = this.send()
+        .catch((err: unknown) => {
+          this.o.logger.debug({ err: (err as Error).message }, 'session ledger report failed; retrying');
+          if (!this.stopped && !this.scheduled) this.scheduled = setTimeout(() => ((this.scheduled = null), this.schedule(0)), 1_000);
+        })
+        .finally(() => {
+          this.sending = null;
+          if (this.queue.length > 0) this.schedule(10);
+        });
+    }, delayMs);
+    this.scheduled.unref();
+  }
+
+  private async send(): Promise<void> {
+    const events = this.queue;
+    this.queue = [];
+    const sync = this.needSync ? [...this.sessions.values()].map((s) => ({ ...s.entry, subscriptions: [...s.entry.subscriptions] })) : undefined;
+    const report: LedgerReport = { brokerId: this.brokerId, leaseMs: this.leaseMs, events, ...(sync ? { sync } : {}) };
+    let answer;
+    try {
+      answer = await this.o.sidecar.reportLedger(report);
+    } catch (err) {
+      this.queue = [...events, ...this.queue];
+      throw err;
+    }
+    if (sync) this.needSync = false;
+    if (!answer.known) {
+      this.needSync = true;
+      this.schedule(0);
+    } else if (answer.sessions !== this.sessions.size) {
+      // Reservations in flight make a passing difference; a lasting one means entries were lost.
+      if (++this.mismatches >= 2) this.needSync = true;
+    } else this.mismatches = 0;
+  }
+}
