@@ -1,8 +1,9 @@
 import type { AppGrant, SessionGrant } from '../shared/broker-wire.ts';
 import { DecisionCache } from './decision-cache.ts';
-import { anyFilterAllows, checkClientTopic, filterCovers, mqttMatch, reserveFor, toClient, toInternal, type TopicRefusal, type TopicReserve, type TopicView } from '../shared/topic.ts';
+import { filterCovers, mqttMatch, reserveFor, toClient, type TopicReserve, type TopicView } from '../shared/topic.ts';
 import { UNCONSTRAINED, widerConstraint, type ResolvedConstraint } from '../shared/limits.ts';
 import type { SessionLimitState } from './limits/session-limits.ts';
+import { decideTopic, type Refusal as TopicDecisionRefusal } from '../shared/topic-decision.ts';
 
 /**
  * Everything the broker knows about one connected session, and the pure decisions made from it. Built once
@@ -28,7 +29,8 @@ export interface SessionState {
   readonly limits: SessionLimitState | null;
 }
 
-export type Refusal = { refused: TopicRefusal | 'app_not_granted' | 'not_permitted' | 'bad_share' };
+/** Why the broker refuses a topic: the shared topic decision's reasons, and a malformed `$share` filter. */
+export type Refusal = TopicDecisionRefusal | { refused: 'bad_share' };
 
 /** Subscriptions refused before Aedes sees them are renamed to this: it matches nothing a client can publish. */
 export const REFUSED_FILTER = '$scopegate/refused';
@@ -92,17 +94,6 @@ export function decidePublish(state: SessionState, clientTopic: string): string 
 /** SUBSCRIBE / UNSUBSCRIBE: the internal filter, or why not. Not cached (rare, and filters vary). */
 export function decideSubscribe(state: SessionState, clientFilter: string): string | Refusal {
   return decideTopic(state, clientFilter, 'filter');
-}
-
-function decideTopic(state: SessionState, topic: string, kind: 'name' | 'filter'): string | Refusal {
-  // Topic names get the reserve of the widest view (see reserveFor); filters are the subscriber's own.
-  const check = checkClientTopic(topic, kind, kind === 'name' ? state.reserve : undefined);
-  if (!check.ok) return { refused: check.reason };
-  const app = state.apps.get(check.app);
-  if (!app) return { refused: 'app_not_granted' };
-  const filters = kind === 'name' ? app.publish : app.subscribe;
-  if (app.mode === 'rbac' && !anyFilterAllows(filters, topic, kind)) return { refused: 'not_permitted' };
-  return toInternal(state.view, topic);
 }
 
 /**

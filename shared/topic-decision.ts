@@ -1,0 +1,30 @@
+import type { AppGrant } from './broker-wire.ts';
+import { anyFilterAllows, checkClientTopic, toInternal, type TopicRefusal, type TopicReserve, type TopicView } from './topic.ts';
+
+/**
+ * The one decision of a client's topic against a session grant, shared by the broker (every PUBLISH and
+ * SUBSCRIBE, from the session's state) and the sidecar (`POST /v1/mqtt/explain`), so explain tells exactly
+ * what the broker does: topic rules → app grant → for `rbac` apps an allowed pattern → the internal topic.
+ */
+export interface TopicGrantView {
+  readonly view: TopicView;
+  /** Granted apps by slug (the first topic level). */
+  readonly apps: ReadonlyMap<string, AppGrant>;
+  /** Room a topic name must leave below the limits so it also fits the project-level view. */
+  readonly reserve: TopicReserve;
+}
+
+export type TopicDecisionRefusal = TopicRefusal | 'app_not_granted' | 'not_permitted';
+export type Refusal = { refused: TopicDecisionRefusal };
+
+/** The internal topic (or filter) for `topic`, or why it is refused. `kind`: topic name or subscription filter. */
+export function decideTopic(g: TopicGrantView, topic: string, kind: 'name' | 'filter'): string | Refusal {
+  // Topic names get the reserve of the widest view (see reserveFor); filters are the subscriber's own.
+  const check = checkClientTopic(topic, kind, kind === 'name' ? g.reserve : undefined);
+  if (!check.ok) return { refused: check.reason };
+  const app = g.apps.get(check.app);
+  if (!app) return { refused: 'app_not_granted' };
+  const filters = kind === 'name' ? app.publish : app.subscribe;
+  if (app.mode === 'rbac' && !anyFilterAllows(filters, topic, kind)) return { refused: 'not_permitted' };
+  return toInternal(g.view, topic);
+}
