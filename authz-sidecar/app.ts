@@ -14,6 +14,7 @@ import { managementRoutes } from './routes/management.ts';
 import { brokerRoutes } from './routes/broker.ts';
 import { messagingRoutes } from './routes/messaging.ts';
 import { sessionRoutes } from './routes/sessions.ts';
+import { mqttRoutes } from './routes/mqtt.ts';
 
 export interface AppDeps extends SidecarContext {
   metrics: SidecarMetrics;
@@ -97,6 +98,7 @@ export function createApp(deps: AppDeps): express.Express {
   v1.use(managementRoutes(deps));
   v1.use(messagingRoutes(deps, deps.tokenIssuer));
   v1.use(sessionRoutes(deps));
+  v1.use(mqttRoutes(deps));
   app.use('/v1', v1);
 
   app.use(((req, res, next) => {

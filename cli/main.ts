@@ -685,6 +685,9 @@ const commands: Command[] = [
         let s = d.decision === 'ALLOWED' ? 'ALLOWED\n' : `DENIED${d.reason ? ` (${d.reason})` : ''}\n`;
         if (d.grant) s += record(d.grant, ['roleName', 'roleId', 'permissionKey', 'permissionId', 'membershipId', 'membershipScopeId']);
         s += `path: ${d.path.join(' → ')}\nrevision: ${d.revision}\n`;
+        if (subjectType === 'actor' && request.resource.resourceType === 'topic' && d.decision === 'DENIED') {
+          s += 'note: over MQTT an actor may also publish/subscribe through an open app it is granted; `scopegate mqtt explain` answers what the broker decides\n';
+        }
         if (d.trace) {
           s += `\ntrace:\n${table(d.trace, [col('membership', 'membershipId'), col('at scope', 'membershipScopeId'), col('role', 'roleId'), col('permission', (r) => r.permissionKey ?? r.permissionId), col('result', 'result'), col('reason', (r) => (r.overrideScopeId ? `${cell(r.reason)} @ ${cell(r.overrideScopeId)}` : r.reason))])}`;
         }
@@ -702,6 +705,25 @@ const commands: Command[] = [
     },
     async run(ctx) {
       await auditTail(ctx);
+    },
+  },
+  {
+    name: 'mqtt explain',
+    summary: 'may this actor publish / subscribe to this topic? what the broker would decide, and why',
+    options: {
+      actor: { type: 'string', value: '<actor-id>', help: 'the MQTT actor (its username)', required: true },
+      topic: { type: 'string', value: '<topic>', help: 'as the client writes it (a filter for subscribe)', required: true },
+      action: { type: 'string', value: '<publish|subscribe>', help: 'default publish' },
+    },
+    async run(ctx) {
+      const action = str(ctx, 'action') ?? 'publish';
+      if (action !== 'publish' && action !== 'subscribe') throw new UsageError('--action must be publish or subscribe', ctx.command);
+      const e = await ctx.client.mqttExplain({ actorId: need(ctx, 'actor'), topic: need(ctx, 'topic'), action });
+      print(ctx, e, () => {
+        let out = e.decision === 'ALLOWED' ? `ALLOWED → ${e.internalTopic}\n` : `DENIED (${e.reason})\n`;
+        for (const s of e.steps) out += `  ${s.ok ? 'ok  ' : 'FAIL'} ${s.step.padEnd(12)} ${explainStep(s)}\n`;
+        return out;
+      });
     },
   },
   {
@@ -768,6 +790,27 @@ const commands: Command[] = [
     },
   },
 ];
+
+/** One step of an MQTT explanation as one line. */
+function explainStep(s: Record<string, unknown>): string {
+  switch (s.step) {
+    case 'actor':
+      return String(s.detail);
+    case 'topic_rules':
+      return s.ok ? `valid topic, app level '${String(s.app)}'` : `refused: ${String(s.reason)}`;
+    case 'app_grant': {
+      const app = s.app as { slug: string; mode: string; appId: string } | undefined;
+      return app ? `granted app '${app.slug}' (${app.mode}, ${app.appId})` : `not granted (granted: ${(s.granted as string[]).join(', ') || 'none'})`;
+    }
+    case 'rbac':
+      if (s.skipped) return 'open app: no permission needed';
+      return s.ok ? `allowed by pattern '${String(s.pattern)}' at ${String(s.scopeId)}` : `no ${String(s.action)} pattern allows it (allowed: ${(s.allowedPatterns as string[]).join(', ') || 'none'}; evaluate: ${String((s.evaluate as { reason?: string } | undefined)?.reason ?? '')})`;
+    case 'namespace':
+      return `namespace '${String(s.namespace)}' → ${String(s.internalTopic)}`;
+    default:
+      return '';
+  }
+}
 
 function entityUpdate(group: 'workspace' | 'project' | 'environment', resource: (ctx: Ctx) => { update(id: string, input: Input<'entityPatch'>): Promise<Record<string, unknown>> }): Command {
   return {
@@ -935,6 +978,7 @@ const GROUP_SUMMARY: Record<string, string> = {
   membership: 'subjects that are members of a scope',
   audit: 'the audit log',
   sessions: 'live MQTT sessions (list, disconnect)',
+  mqtt: 'MQTT decisions explained',
 };
 
 function mainHelp(): string {

@@ -22,6 +22,16 @@ export class ScopeGateApiError extends Error {
   }
 }
 
+/** The answer of POST /v1/mqtt/explain. */
+export interface MqttExplanation {
+  decision: 'ALLOWED' | 'DENIED';
+  reason?: string;
+  actor: { actorId: string; subjectId: string; tenantId: string; projectId: string; accessScopeId: string | null; disabled: boolean };
+  internalTopic: string | null;
+  steps: Array<{ step: 'actor' | 'topic_rules' | 'app_grant' | 'rbac' | 'namespace'; ok: boolean } & Record<string, unknown>>;
+  revision: number;
+}
+
 /** One live MQTT session as `GET /v1/sessions` shows it. */
 export interface LiveSession {
   sessionId: string;
@@ -168,6 +178,11 @@ export class ScopeGateClient {
       'GET',
       `/v1/scopes/${encodeURIComponent(scopeId)}/limits`,
     );
+  }
+
+  /** What the broker would decide for an actor's publish or subscribe, and why (app grant, topic rules, rbac, namespace). */
+  mqttExplain(request: { actorId: string; topic: string; action: 'publish' | 'subscribe' }) {
+    return this.request<MqttExplanation>('POST', '/v1/mqtt/explain', request);
   }
 
   /** Live MQTT sessions (the brokers' session ledger); `scopeId` = that scope's whole subtree. */
