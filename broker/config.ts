@@ -10,6 +10,12 @@ export interface BrokerConfig {
   wsPort: number;
   /** HTTP port for /metrics, /healthz and /readyz. */
   metricsPort: number;
+  /**
+   * Listen address of the metrics port. Loopback by default: /metrics names every tenant with its client
+   * count and has no authentication, so it is only reachable from the broker's own host (or a scraper given
+   * access on purpose, by setting this).
+   */
+  metricsHost: string;
   host: string;
   /** Base URL of the authz sidecar's broker API. */
   sidecarUrl: string;
@@ -67,6 +73,7 @@ export function loadBrokerConfig(env: NodeJS.ProcessEnv = process.env): Readonly
     mqttPort,
     wsPort,
     metricsPort,
+    metricsHost: env.BROKER_METRICS_HOST?.trim() || '127.0.0.1',
     host: env.MQTT_HOST?.trim() || '0.0.0.0',
     sidecarUrl,
     brokerToken,

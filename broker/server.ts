@@ -11,7 +11,7 @@ import type { Redis } from 'ioredis';
 import pino, { type Logger } from 'pino';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { sendError } from '../shared/http-error.ts';
-import { checkAedesVersions, destroyPersistence, keepStoredTopicsInternal, limitOfflineQueues, subscriptionsOf, redisOutgoingKey, tolerateUnknownPubrec } from './aedes-internals.ts';
+import { checkAedesVersions, destroyPersistence, forgetClientsClosedBeforeRegistration, keepStoredTopicsInternal, limitOfflineQueues, subscriptionsOf, redisOutgoingKey, tolerateUnknownPubrec } from './aedes-internals.ts';
 import { LimitCounters } from './limits/limit-counters.ts';
 import { OfflineQueues } from './limits/offline-queues.ts';
 import { RetainedQuota } from './limits/retained-quota.ts';
@@ -111,6 +111,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
   const aedes = await Aedes.createBroker(aedesOptions);
   tolerateUnknownPubrec(aedes);
   keepStoredTopicsInternal(aedes);
+  forgetClientsClosedBeforeRegistration(aedes);
   // Shared subscriptions: with several brokers on one Redis, a Redis claim lets one broker deliver each message.
   const claim = redisConnections[0] ? redisClaim(redisConnections[0]) : () => true;
   const shared = new SharedGroups(aedes, claim, logger);
@@ -177,7 +178,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
         sendError(res, 'ROUTE_NOT_FOUND');
       }
     });
-    metricsPort = await listenOn(metricsServer, metricsPortWanted, config.host, 'BROKER_METRICS_PORT');
+    metricsPort = await listenOn(metricsServer, metricsPortWanted, config.metricsHost, 'BROKER_METRICS_PORT');
   }
   logger.info({ tcpPort, wsPort, metricsPort, sidecar: config.sidecarUrl }, `broker listening: mqtt://${config.host}:${tcpPort}, ws://${config.host}:${wsPort}`);
 

@@ -34,6 +34,9 @@ export class SessionControl {
   start(client: Client, grant: SessionGrant): void {
     const limits = this.limits.forSession(grant);
     this.registry.set(client, sessionStateFor(grant, this.cacheSize, limits));
+    // Freed when the connection closes, also if that happens before Aedes registered the client (between
+    // authenticate and CONNACK), when Aedes never reports the end with 'clientDisconnect'.
+    client.conn.once('close', () => this.ended(client));
     this.queues.sessionStarted(client.id, client.clean, limits.maxQueued, limits.counters);
     if (grant.expiresAt !== null) {
       // setTimeout cannot wait longer than ~24.8 days; a later expiry is re-armed when the grant is refreshed.

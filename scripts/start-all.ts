@@ -85,7 +85,7 @@ async function portProblems(): Promise<string[]> {
     [sidecarPort, sidecarHost, 'SIDECAR_PORT'],
     [mqttPort, brokerHost, 'MQTT_PORT'],
     [Number(env.MQTT_WS_PORT || 8083), brokerHost, 'MQTT_WS_PORT'],
-    [Number(env.BROKER_METRICS_PORT || 9464), env.BROKER_METRICS_HOST?.trim() || brokerHost, 'BROKER_METRICS_PORT'],
+    [Number(env.BROKER_METRICS_PORT || 9464), env.BROKER_METRICS_HOST?.trim() || '127.0.0.1', 'BROKER_METRICS_PORT'],
   ];
   const problems: string[] = [];
   for (const [port, host, variable] of wanted) {

@@ -19,7 +19,7 @@ const services = compose.services;
 function substituted(env: Record<string, string> = {}): Record<string, string> {
   return Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v).replace(/\$\{(\w+)(:[?-][^}]*)?\}/g, (_m, name: string) => `${name.toLowerCase()}-for-compose-test-0123456789`)]));
 }
-const published = (s: Service) => (s.ports ?? []).map((p) => p.split(':').map(Number) as [number, number]);
+const published = (s: Service) => (s.ports ?? []).map((p) => p.split(':').slice(-2).map(Number) as [number, number]);
 
 describe('docker-compose.yml', () => {
   it('has redis, sidecar and broker, each with a health check', () => {
@@ -56,5 +56,7 @@ describe('docker-compose.yml', () => {
     expect(services.broker!.environment!.BROKER_TOKEN).toBe(services.sidecar!.environment!.BROKER_TOKEN);
     expect(services.broker!.depends_on?.sidecar?.condition).toBe('service_healthy');
     expect(services.broker!.healthcheck!.test.join(' ')).toContain(`:${config.metricsPort}/readyz`);
+    // The unauthenticated metrics port is published on the host's loopback only.
+    expect(services.broker!.ports).toContain(`127.0.0.1:${config.metricsPort}:${config.metricsPort}`);
   });
 });

@@ -106,6 +106,12 @@ export function authenticate(ctx: BrokerContext): AuthenticateHandler {
     // Cleared, not deleted: `delete` would turn every client object into a slow dictionary-mode object,
     // and Aedes reads client properties on every packet.
     (client as WithOutcome)[OUTCOME] = undefined;
+    if (outcome?.ok && client.closed) {
+      // The connection closed while the CONNECT was being decided: Aedes drops it after this hook, never
+      // registers it and so never reports its end; a session started now would never be freed.
+      ctx.metrics.decisions.labels('connect', 'denied', 'closed_before_connack').inc();
+      return done(null, false);
+    }
     if (outcome?.ok) {
       const grant = outcome.response.session;
       ctx.sessions.start(client, grant);
