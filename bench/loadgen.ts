@@ -21,13 +21,19 @@ export interface Credentials {
 export interface PubSubPair {
   pub: Credentials;
   sub: Credentials;
-  /** Topic the publisher writes, or a prefix: with newTopic every publish goes to `<prefix>/<uuid>/telemetry`. */
-  topic: string;
+  /** What the publisher writes: the same topics in turn, or a topic never used before on every publish. */
+  topics: TopicPlan;
   filter: string;
 }
 
+/**
+ * `cycle`: the listed topics in turn (one topic, or many distinct ones). `unique`: every publish a topic never
+ * used before, `<prefix>/<uuid><suffix>`, the prefixes taken in turn.
+ */
+export type TopicPlan = { kind: 'cycle'; topics: string[] } | { kind: 'unique'; prefixes: string[]; suffix: string };
+
 export type LoadgenConfig =
-  | { mode: 'pubsub'; port: number; pairs: PubSubPair[]; durationMs: number; newTopic: boolean; ratePerPublisher: number | null; warmupMs: number }
+  | { mode: 'pubsub'; port: number; pairs: PubSubPair[]; durationMs: number; ratePerPublisher: number | null; warmupMs: number }
   | { mode: 'connect'; port: number; clients: Credentials[]; concurrency: number };
 
 // Large configurations (10,000 credentials) come in a file: the environment has a size limit.
@@ -169,31 +175,49 @@ class Receiver {
 /** Messages a publisher may have in flight (sent, not yet received by its paired subscriber). */
 const WINDOW = Number(process.env.LOADGEN_WINDOW ?? 50);
 
+const PAYLOAD_BYTES = 16;
+
+/** A QoS 0 PUBLISH with a 16-byte payload (the send time goes in its first 8 bytes), encoded by hand. */
 function publishPacket(topic: string): Buffer {
-  return mqttPacket.generate({ cmd: 'publish', topic, payload: Buffer.alloc(16), qos: 0, retain: false, dup: false } as never);
+  const topicBytes = Buffer.byteLength(topic);
+  const remaining = 2 + topicBytes + PAYLOAD_BYTES;
+  const lengthBytes = remaining < 128 ? 1 : remaining < 16_384 ? 2 : 3;
+  const packet = Buffer.alloc(1 + lengthBytes + remaining);
+  packet[0] = 0x30;
+  let r = remaining;
+  for (let i = 1; i <= lengthBytes; i++) {
+    packet[i] = (r & 127) | (i < lengthBytes ? 128 : 0);
+    r >>= 7;
+  }
+  packet.writeUInt16BE(topicBytes, 1 + lengthBytes);
+  packet.write(topic, 3 + lengthBytes);
+  return packet;
 }
 
 class Publisher {
   sent = 0;
-  private readonly packets: Buffer[];
-  private readonly payloadOffsets: number[];
+  private readonly cycle: Buffer[] | null;
   private next = 0;
   constructor(
     private readonly socket: Socket,
-    topics: string[],
+    private readonly plan: TopicPlan,
   ) {
-    this.packets = topics.map(publishPacket);
-    this.payloadOffsets = this.packets.map((p) => p.length - 16);
+    this.cycle = plan.kind === 'cycle' ? plan.topics.map(publishPacket) : null;
+  }
+  private packet(): Buffer {
+    const n = this.next++;
+    if (this.cycle) return Buffer.from(this.cycle[n % this.cycle.length]!);
+    const plan = this.plan as Extract<TopicPlan, { kind: 'unique' }>;
+    return publishPacket(`${plan.prefixes[n % plan.prefixes.length]}/${randomUUID()}${plan.suffix}`);
   }
   /** Writes `n` packets in one socket write, stamped with the send time; false when the socket is full. */
   send(n: number): boolean {
     const parts: Buffer[] = [];
     const t = now();
     for (let k = 0; k < n; k++) {
-      const idx = this.next++ % this.packets.length;
-      const p = this.packets[idx]!;
-      p.writeDoubleBE(t, this.payloadOffsets[idx]!);
-      parts.push(Buffer.from(p));
+      const p = this.packet();
+      p.writeDoubleBE(t, p.length - PAYLOAD_BYTES);
+      parts.push(p);
     }
     this.sent += n;
     return this.socket.write(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
@@ -212,10 +236,7 @@ async function runPubSub(c: Extract<LoadgenConfig, { mode: 'pubsub' }>) {
     await subscribe(sub.socket, pair.filter);
     receivers.push(new Receiver(sub.socket));
     const pub = await mqttConnect(c.port, pair.pub);
-    // A pool of distinct topics for the new-topic scenario (each publish a topic the broker has not seen
-    // recently: far more topics than any cache holds); one topic otherwise.
-    const topics = c.newTopic ? Array.from({ length: 20_000 }, () => `${pair.topic}/${randomUUID()}/telemetry`) : [pair.topic];
-    publishers.push(new Publisher(pub.socket, topics));
+    publishers.push(new Publisher(pub.socket, pair.topics));
     sockets.push(sub.socket, pub.socket);
   }
   emit({ event: 'ready' });

@@ -5,7 +5,7 @@ import type { ScopeGateClient } from '../client/index.ts';
 import type { Credentials, LoadgenConfig, PubSubPair } from './loadgen.ts';
 import { cpuMsOf, mergeSorted, percentile, rssOf, sleep, spawnJson, type JsonChild } from './lib.ts';
 
-export type PubSubKind = 'open' | 'rbac' | 'newTopic';
+export type PubSubKind = 'open' | 'rbac' | 'rbacNewTopic' | 'newTopic';
 
 export interface PubSubWorld {
   /** Pairs for ScopeGate (credentials, client-view topics) and the equivalent pairs for plain Aedes. */
@@ -13,10 +13,23 @@ export interface PubSubWorld {
   plain: PubSubPair[];
 }
 
+/** Permissions of the rbac scenarios: 999 publish patterns, each matched by its own topics, and one subscribe. */
+const RBAC_ZONES = 999;
+/** Distinct topics the `rbac` publishers cycle through (two per zone): more than a decision cache holds. */
+const RBAC_TOPICS = 2 * RBAC_ZONES;
+
 /**
  * Builds the tenants of a pub/sub scenario in ScopeGate: one project, `pairs` access scopes, each with a
- * publisher and a subscriber actor granted one app. All scopes use the very same client topic (the point of
+ * publisher and a subscriber actor granted one app. All scopes use the very same client topics (the point of
  * scoping); plain Aedes gets the equivalent distinct topics (what ScopeGate routes internally).
+ *
+ * - `open`: one topic, an open app.
+ * - `rbac`: an rbac app whose role holds 1,000 topic permissions (999 publish patterns `rbench/zone-<k>/+`
+ *   and the subscribe pattern `rbench/#`); each publisher cycles through 1,998 distinct topics, two under
+ *   every publish pattern, so the decisions are spread over all the permissions and no cache holds them all.
+ * - `rbacNewTopic`: the same app and permissions, every publish a topic never used before
+ *   (`rbench/zone-<k>/<uuid>`).
+ * - `newTopic`: an open app, every publish a topic never used before (`devices/<uuid>/telemetry`).
  */
 export async function buildPubSubWorld(sg: ScopeGateClient, kind: PubSubKind, pairs: number): Promise<PubSubWorld> {
   const tag = `${kind.toLowerCase()}-${Math.random().toString(36).slice(2, 7)}`;
@@ -24,26 +37,42 @@ export async function buildPubSubWorld(sg: ScopeGateClient, kind: PubSubKind, pa
   const ws = await sg.workspaces.create({ tenantId: tenant.id, name: 'Bench' });
   const project = await sg.projects.create({ tenantId: tenant.id, workspaceId: ws.id, name: 'Bench' });
   const api = sg.project(tenant.id, project.id);
-  const slug = kind === 'newTopic' ? 'devices' : kind === 'rbac' ? 'rbench' : 'bench';
-  const app = await api.apps.create({ slug, name: slug, mode: kind === 'rbac' ? 'rbac' : 'open' });
+  const rbac = kind === 'rbac' || kind === 'rbacNewTopic';
+  const slug = kind === 'newTopic' ? 'devices' : rbac ? 'rbench' : 'bench';
+  const app = await api.apps.create({ slug, name: slug, mode: rbac ? 'rbac' : 'open' });
 
   let roleId: string | null = null;
-  if (kind === 'rbac') {
-    // 1,000 topic permissions on one role at the project's scope (inherited by every access scope below):
-    // 998 that never match plus the publish and subscribe patterns the scenario uses.
+  if (rbac) {
+    // 1,000 topic permissions on one role at the project's scope (inherited by every access scope below).
     const role = await sg.roles.create({ scopeId: project.scopeId as string, name: 'bench-1000' });
     roleId = role.id;
-    const perms = Array.from({ length: 998 }, (_, k) => ({ scopeId: project.scopeId as string, action: k % 2 ? 'publish' : 'subscribe', resourceType: 'topic', resourcePattern: `${slug}/sensor-${k}/+/data` }));
-    perms.push({ scopeId: project.scopeId as string, action: 'publish', resourceType: 'topic', resourcePattern: `${slug}/room/+` });
-    perms.push({ scopeId: project.scopeId as string, action: 'subscribe', resourceType: 'topic', resourcePattern: `${slug}/room/#` });
+    const perms = Array.from({ length: RBAC_ZONES }, (_, k) => ({ scopeId: project.scopeId as string, action: 'publish', resourceType: 'topic', resourcePattern: `${slug}/zone-${k}/+` }));
+    perms.push({ scopeId: project.scopeId as string, action: 'subscribe', resourceType: 'topic', resourcePattern: `${slug}/#` });
     const created = await sg.permissions.createBatch(perms);
     await sg.rolePermissions.createBatch(created.data.map((p) => ({ roleId: role.id, permissionId: p.id })));
   }
 
+  // The client-view topics of one publisher, with `prefix` put in front of each for plain Aedes' namespace.
+  const topicsFor = (prefix: string): PubSubPair['topics'] => {
+    const at = (rest: string) => (prefix ? `${slug}/${prefix}/${rest}` : `${slug}/${rest}`);
+    switch (kind) {
+      case 'open':
+        return { kind: 'cycle', topics: [at('room/data')] };
+      case 'rbac':
+        return { kind: 'cycle', topics: Array.from({ length: RBAC_TOPICS }, (_, j) => at(`zone-${j % RBAC_ZONES}/d${j}`)) };
+      case 'rbacNewTopic':
+        return { kind: 'unique', prefixes: Array.from({ length: RBAC_ZONES }, (_, k) => at(`zone-${k}`)), suffix: '' };
+      case 'newTopic':
+        return { kind: 'unique', prefixes: [prefix ? `${slug}/${prefix}` : slug], suffix: '/telemetry' };
+    }
+  };
+  const filterFor = (prefix: string) => {
+    const base = prefix ? `${slug}/${prefix}` : slug;
+    return kind === 'open' ? `${base}/room/data` : kind === 'newTopic' ? `${base}/+/telemetry` : `${base}/#`;
+  };
+
   const scopegate: PubSubPair[] = [];
   const plain: PubSubPair[] = [];
-  const topic = kind === 'newTopic' ? slug : `${slug}/room/data`;
-  const filter = kind === 'newTopic' ? `${slug}/+/telemetry` : `${slug}/room/data`;
   for (let i = 0; i < pairs; i++) {
     const scope = await api.scopes.create({ slug: `s${i}`, name: `Scope ${i}` });
     const creds: Credentials[] = [];
@@ -57,14 +86,8 @@ export async function buildPubSubWorld(sg: ScopeGateClient, kind: PubSubKind, pa
       const token = await api.actors.issueToken(actor.actorId, { ttlSeconds: 86_400 });
       creds.push({ clientId: `${role}-${i}`, username: actor.actorId, password: token.token });
     }
-    scopegate.push({ pub: creds[0]!, sub: creds[1]!, topic, filter });
-    const ns = `s${i}`;
-    plain.push({
-      pub: { clientId: `pub-${i}` },
-      sub: { clientId: `sub-${i}` },
-      topic: kind === 'newTopic' ? `${slug}/${ns}` : `${slug}/${ns}/room/data`,
-      filter: kind === 'newTopic' ? `${slug}/${ns}/+/telemetry` : `${slug}/${ns}/room/data`,
-    });
+    scopegate.push({ pub: creds[0]!, sub: creds[1]!, topics: topicsFor(''), filter: filterFor('') });
+    plain.push({ pub: { clientId: `pub-${i}` }, sub: { clientId: `sub-${i}` }, topics: topicsFor(`s${i}`), filter: filterFor(`s${i}`) });
   }
   return { scopegate, plain };
 }
@@ -81,12 +104,12 @@ export interface PubSubResult {
 }
 
 /** Runs `pairs` through `loadgens` load generator processes against the broker on `port`. */
-export async function runPubSub(port: number, pairs: PubSubPair[], options: { newTopic: boolean; durationMs: number; warmupMs: number; ratePerPublisher: number | null; loadgens: number; brokerPid: number }): Promise<PubSubResult> {
+export async function runPubSub(port: number, pairs: PubSubPair[], options: { durationMs: number; warmupMs: number; ratePerPublisher: number | null; loadgens: number; brokerPid: number }): Promise<PubSubResult> {
   const groups: PubSubPair[][] = Array.from({ length: options.loadgens }, () => []);
   pairs.forEach((p, i) => groups[i % options.loadgens]!.push(p));
   const procs: JsonChild[] = groups
     .filter((g) => g.length > 0)
-    .map((g) => spawnJson('bench/loadgen.ts', { LOADGEN_CONFIG: JSON.stringify({ mode: 'pubsub', port, pairs: g, durationMs: options.durationMs, warmupMs: options.warmupMs, newTopic: options.newTopic, ratePerPublisher: options.ratePerPublisher } satisfies LoadgenConfig) }));
+    .map((g) => spawnJson('bench/loadgen.ts', { LOADGEN_CONFIG: JSON.stringify({ mode: 'pubsub', port, pairs: g, durationMs: options.durationMs, warmupMs: options.warmupMs, ratePerPublisher: options.ratePerPublisher } satisfies LoadgenConfig) }));
   try {
     await Promise.all(procs.map((p) => p.next((l) => l.event === 'ready' || l.event === 'error').then((l) => {
       if (l.event === 'error') throw new Error(`loadgen: ${l.message}`);

@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --only=open,rbac,newTopic,connect,evaluate,engine,scale,revocation]`
+ * `npm run bench [-- --quick] [-- --only=open,rbac,rbacNewTopic,newTopic,connect,evaluate,engine,scale,revocation]`
  *
  * Measures every figure of SPEC §6 side by side in one run: ScopeGate (sidecar + broker processes, as
  * shipped) against plain Aedes 1.x with no hooks (same options, started here), driven by the same load
@@ -10,7 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { round, root } from './lib.ts';
-import { buildConnectClients, buildPubSubWorld, runConnect, runPubSub, type PubSubResult } from './mqtt-scenarios.ts';
+import { buildConnectClients, buildPubSubWorld, runConnect, runPubSub, type PubSubKind, type PubSubResult } from './mqtt-scenarios.ts';
 import { runEngineComparison, runInProcessScale } from './engine-scenarios.ts';
 import { loadEvaluate, runEvaluateHttp, startScaleSidecar, type HttpEvaluateResult } from './evaluate-http.ts';
 import { runRevocation } from './revocation.ts';
@@ -47,10 +47,12 @@ function median(values: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-const PUBSUB = [
-  { kind: 'open' as const, target: 0.9, label: 'QoS 0, open app' },
-  { kind: 'rbac' as const, target: 0.85, label: 'QoS 0, rbac app, 1,000 perms' },
-  { kind: 'newTopic' as const, target: 0.75, label: 'QoS 0, new topic per publish' },
+/** The pub/sub figures of SPEC §6; a null target is reported without one. */
+const PUBSUB: Array<{ kind: PubSubKind; target: number | null; label: string }> = [
+  { kind: 'open', target: 0.95, label: 'QoS 0, open app' },
+  { kind: 'rbac', target: 0.9, label: 'QoS 0, rbac app, 1,000 perms, 1,998 distinct topics' },
+  { kind: 'rbacNewTopic', target: null, label: 'QoS 0, rbac app, 1,000 perms, new topic per publish' },
+  { kind: 'newTopic', target: 0.85, label: 'QoS 0, open app, new topic per publish' },
 ];
 
 /**
@@ -70,7 +72,7 @@ async function pubsubAll() {
   try {
     for (const { kind, target, label } of scenarios) {
       const world = await buildPubSubWorld(sut.sg, kind, settings.pairs);
-      const base = { newTopic: kind === 'newTopic', durationMs: settings.durationMs, warmupMs: settings.warmupMs, loadgens: 2, ratePerPublisher: null };
+      const base = { durationMs: settings.durationMs, warmupMs: settings.warmupMs, loadgens: 2, ratePerPublisher: null };
       const sg: PubSubResult[] = [];
       const pa: PubSubResult[] = [];
       for (let r = 0; r < settings.rounds; r++) {
@@ -102,10 +104,10 @@ async function pubsubAll() {
         scopegate: `${round(sgRate, 0)} [${round(med(sg, (x) => x.deliveredPerCpuSecond), 0)}] (${round(sgLat.p50Ms)}/${round(sgLat.p99Ms)})`,
         baseline: `${round(paRate, 0)} [${round(med(pa, (x) => x.deliveredPerCpuSecond), 0)}] (${round(paLat.p50Ms)}/${round(paLat.p99Ms)})`,
         ratio: round(ratio, 3),
-        target: `≥ ${target} ×`,
-        met: ratio >= target,
+        target: target === null ? '(reported)' : `≥ ${target} ×`,
+        met: target === null ? null : ratio >= target,
       });
-      rows.push({ figure: `  the same per broker cpu-second`, scopegate: '', baseline: '', ratio: round(cpuRatio, 3), target: `≥ ${target} ×`, met: cpuRatio >= target });
+      rows.push({ figure: `  the same per broker cpu-second`, scopegate: '', baseline: '', ratio: round(cpuRatio, 3), target: target === null ? '(reported)' : `≥ ${target} ×`, met: target === null ? null : cpuRatio >= target });
     }
   } finally {
     await Promise.all([sut.stop(), plain.stop()]);
