@@ -11,6 +11,8 @@ export interface HttpEvaluateResult {
   p50Ms: number;
   p99Ms: number;
   meanMs: number;
+  /** Open-loop runs: requests not sent because `concurrency` were already in flight. */
+  skipped: number;
   /** CPU use of the sidecar and of the load process over the measured window (100 % = one core). */
   sidecarCpuPercent: number;
   loadCpuPercent: number;
@@ -28,7 +30,7 @@ export async function startScaleSidecar(actors: number) {
  * `POST /v1/evaluate` over real HTTP against a sidecar process, from a separate load process with
  * `concurrency` keep-alive requests in flight.
  */
-export async function loadEvaluate(target: Awaited<ReturnType<typeof startScaleSidecar>>, options: { concurrency: number; durationMs: number; warmupMs: number }): Promise<HttpEvaluateResult> {
+export async function loadEvaluate(target: Awaited<ReturnType<typeof startScaleSidecar>>, options: { concurrency: number; durationMs: number; warmupMs: number; ratePerSecond?: number }): Promise<HttpEvaluateResult> {
   const dir = mkdtempSync(join(tmpdir(), 'sg-eval-'));
   try {
     const file = join(dir, 'config.json');
@@ -50,6 +52,7 @@ export async function loadEvaluate(target: Awaited<ReturnType<typeof startScaleS
       concurrency: options.concurrency,
       decisionsPerSecond: (r.count as number) / (r.seconds as number),
       errors: r.errors as number,
+      skipped: (r.skipped as number | undefined) ?? 0,
       p50Ms: percentile(latencies, 50),
       p99Ms: percentile(latencies, 99),
       meanMs: latencies.reduce((a, b) => a + b, 0) / Math.max(1, latencies.length),
@@ -62,10 +65,12 @@ export async function loadEvaluate(target: Awaited<ReturnType<typeof startScaleS
 }
 
 /** One sidecar with `actors` actors, one load run against it. */
-export async function runEvaluateHttp(actors: number, options: { concurrency: number; durationMs: number; warmupMs: number }): Promise<HttpEvaluateResult> {
+export async function runEvaluateHttp(actors: number, options: { concurrency: number; durationMs: number; warmupMs: number }, fixedRate: number): Promise<{ saturated: HttpEvaluateResult; atRate: HttpEvaluateResult }> {
   const target = await startScaleSidecar(actors);
   try {
-    return await loadEvaluate(target, options);
+    const saturated = await loadEvaluate(target, options);
+    const atRate = await loadEvaluate(target, { ...options, concurrency: 64, ratePerSecond: fixedRate });
+    return { saturated, atRate };
   } finally {
     await target.stop();
   }

@@ -13,6 +13,8 @@ interface Config {
   concurrency: number;
   durationMs: number;
   warmupMs: number;
+  /** Open loop at this many requests per second (at most `concurrency` in flight) instead of closed loop. */
+  ratePerSecond?: number;
 }
 const c = JSON.parse(readFileSync(process.env.LOADGEN_CONFIG_FILE!, 'utf8')) as Config;
 const agent = new Agent({ keepAlive: true, maxSockets: c.concurrency });
@@ -49,7 +51,38 @@ async function worker() {
     latencies.push(performance.now() - t);
   }
 }
-const workers = Array.from({ length: c.concurrency }, worker);
+let inFlight = 0;
+let skipped = 0;
+/** Open loop: a tick every millisecond sends what the rate owes, each request on its own. */
+async function paced(rate: number) {
+  let owed = 0;
+  let last = performance.now();
+  while (running) {
+    const now = performance.now();
+    owed += ((now - last) * rate) / 1000;
+    last = now;
+    for (; owed >= 1; owed--) {
+      if (inFlight >= c.concurrency) {
+        if (measuring) skipped++;
+        continue;
+      }
+      inFlight++;
+      const t = performance.now();
+      void once(payloads[next++ % payloads.length]!)
+        .catch(() => 0)
+        .then((status) => {
+          inFlight--;
+          if (!measuring) return;
+          if (status !== 200) errors++;
+          count++;
+          latencies.push(performance.now() - t);
+        });
+    }
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  while (inFlight > 0) await new Promise((r) => setTimeout(r, 5));
+}
+const workers = c.ratePerSecond ? [paced(c.ratePerSecond)] : Array.from({ length: c.concurrency }, worker);
 await new Promise((r) => setTimeout(r, c.warmupMs));
 measuring = true;
 const t0 = performance.now();
@@ -60,4 +93,4 @@ running = false;
 await Promise.all(workers);
 latencies.sort((a, b) => a - b);
 const step = Math.max(1, Math.floor(latencies.length / 20_000));
-process.stdout.write(`${JSON.stringify({ count, errors, seconds, latencies: latencies.filter((_, i) => i % step === 0) })}\n`, () => process.exit(0));
+process.stdout.write(`${JSON.stringify({ count, errors, skipped, seconds, latencies: latencies.filter((_, i) => i % step === 0) })}\n`, () => process.exit(0));
