@@ -1,4 +1,5 @@
-import { ConfigError, logLevelFrom, portFrom } from '../shared/config.ts';
+import { ConfigError, intFrom, logLevelFrom, portFrom } from '../shared/config.ts';
+import { redisTargetFrom, type RedisTarget } from '../shared/redis-target.ts';
 
 /**
  * The sidecar's configuration: the only reader of process.env. Validated once at start, every problem
@@ -8,6 +9,13 @@ export interface SidecarConfig {
   port: number;
   host: string;
   redisUrl: string | null;
+  /** REDIS_URL parsed: one Redis, Sentinel or Cluster (shared/redis-target.ts). */
+  redis: RedisTarget | null;
+  /** Replicas that must acknowledge each write before it is answered (REDIS_MIN_REPLICAS; default 0 on one
+   *  Redis, 1 with Sentinel or Cluster). */
+  redisMinReplicas: number;
+  /** How long a write waits for those acknowledgements (REDIS_WAIT_TIMEOUT_MS, default 1000). */
+  redisWaitTimeoutMs: number;
   /** Key prefix in Redis, so several deployments (or tests) can share one server. */
   redisPrefix: string;
   adminToken: string | null;
@@ -24,7 +32,9 @@ export function loadSidecarConfig(env: NodeJS.ProcessEnv = process.env): Readonl
   const problems: string[] = [];
   const port = portFrom(env.SIDECAR_PORT, 8080, 'SIDECAR_PORT', problems);
   const redisUrl = env.REDIS_URL?.trim() || null;
-  if (redisUrl && !/^rediss?:\/\//.test(redisUrl)) problems.push(`REDIS_URL must start with redis:// or rediss:// (got '${redisUrl.slice(0, 40)}')`);
+  const redis = redisTargetFrom(redisUrl ?? undefined, problems);
+  const redisMinReplicas = intFrom(env.REDIS_MIN_REPLICAS, redis && redis.mode !== 'single' ? 1 : 0, 'REDIS_MIN_REPLICAS', 0, 16, problems);
+  const redisWaitTimeoutMs = intFrom(env.REDIS_WAIT_TIMEOUT_MS, 1_000, 'REDIS_WAIT_TIMEOUT_MS', 10, 60_000, problems);
   const adminToken = env.AUTHZ_ADMIN_TOKEN?.trim() || null;
   if (adminToken && adminToken.length < 16) problems.push('AUTHZ_ADMIN_TOKEN must be at least 16 characters (or unset it to get a generated one)');
   const brokerToken = env.BROKER_TOKEN?.trim() || null;
@@ -40,6 +50,9 @@ export function loadSidecarConfig(env: NodeJS.ProcessEnv = process.env): Readonl
     port,
     host: env.SIDECAR_HOST?.trim() || '0.0.0.0',
     redisUrl,
+    redis,
+    redisMinReplicas,
+    redisWaitTimeoutMs,
     redisPrefix: env.REDIS_PREFIX?.trim() || 'sg:',
     adminToken,
     brokerToken,

@@ -4,7 +4,9 @@ import { loadSidecarConfig } from './config.ts';
 import { createSidecar } from './sidecar.ts';
 import { MemoryPolicyStore } from './store/memory-policy-store.ts';
 import type { PolicyStore } from './store/policy-store.ts';
-import { RedisPolicyStore, createRedisClient } from './store/redis-policy-store.ts';
+import { RedisPolicyStore } from './store/redis-policy-store.ts';
+import { connectRedis } from '../shared/redis-connection.ts';
+import { redactRedisUrl } from '../shared/redis-target.ts';
 
 /** Starts one sidecar from the environment: config → store → sidecar → listen; SIGTERM shuts down gracefully. */
 export async function main(env: NodeJS.ProcessEnv = process.env): Promise<{ port: number; adminToken: string; brokerToken: string; close(): Promise<void> }> {
@@ -12,9 +14,10 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<{ port
   const logger = pino({ level: config.logLevel, base: { process: 'authz-sidecar' }, redact: ['req.headers.authorization', 'password', 'token', 'secret'] });
 
   let store: PolicyStore;
-  if (config.redisUrl) {
-    store = new RedisPolicyStore({ redis: createRedisClient(config.redisUrl), prefix: config.redisPrefix });
-    logger.info({ redis: redactUrl(config.redisUrl), prefix: config.redisPrefix }, 'store: Redis');
+  if (config.redis && config.redisUrl) {
+    const redis = connectRedis(config.redis, { name: 'store', logger: logger.child({ component: 'redis' }) });
+    store = new RedisPolicyStore({ redis, prefix: config.redisPrefix, minReplicas: config.redisMinReplicas, waitTimeoutMs: config.redisWaitTimeoutMs });
+    logger.info({ redis: redactRedisUrl(config.redisUrl), mode: config.redis.mode, prefix: config.redisPrefix, minReplicas: config.redisMinReplicas }, 'store: Redis');
   } else {
     store = new MemoryPolicyStore();
     logger.warn('store: in-memory (REDIS_URL is unset) — nothing is durable; every write is lost when this process stops');
@@ -48,10 +51,6 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<{ port
   let closing: Promise<void> | undefined;
   const close = () => (closing ??= sidecar.close());
   return { port, adminToken: sidecar.adminToken, brokerToken: sidecar.brokerToken, close };
-}
-
-function redactUrl(url: string): string {
-  return url.replace(/\/\/[^@/]*@/, '//***@');
 }
 
 runIfEntry(import.meta.url, 'authz-sidecar', main);

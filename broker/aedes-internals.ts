@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { Readable } from 'node:stream';
-import type { Aedes, Client } from 'aedes';
+import type { Aedes, AuthorizePublishHandler, Client } from 'aedes';
 
 /**
  * Every place where ScopeGate relies on Aedes behaviour that is not part of Aedes' typed, documented API.
@@ -397,4 +397,58 @@ export function limitOfflineQueues(aedes: Aedes, admit: (clientId: string) => Pr
 /** Length of a session's outgoing queue in aedes-persistence-redis (key `outgoing:<encoded client id>`). */
 export function redisOutgoingKey(clientId: string): string {
   return `outgoing:${encodeURIComponent(clientId)}`;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// 8. QoS 1 PUBACK only after the message is stored and routed (Redis mode).
+
+type PublishFn = (packet: object, client: Client | null, done: (err?: Error | null) => void) => void;
+const ROUTED = Symbol('scopegate.routedBeforeAck');
+
+/**
+ * Aedes 1.2 answers a QoS 1 PUBLISH by writing the PUBACK first and publishing afterwards
+ * (handlers/publish.js `enqueuePublish`, case 1), so a PUBACKed message is lost when the publish then fails
+ * (Redis down). This wraps the publish authorizer: once allowed, a client's QoS 1 packet is published right
+ * there (retained stored, offline queues written, routed through the emitter) and marked; Aedes' own
+ * publish of the marked packet then does nothing, so the PUBACK it writes follows a successful publish. If
+ * the publish fails, the authorizer fails: no PUBACK, Aedes closes the connection, and the client re-sends
+ * the message after reconnecting. A client's QoS 0 message whose publish fails is dropped (counted by
+ * `onQos0Dropped`) instead of closing the connection; the broker's own publishes (wills, $SYS) keep
+ * reporting their failure.
+ *
+ * Relies on: Aedes calling authorizePublish and then `broker.publish(packet, client, done)` with the very
+ * packet object it handed to authorizePublish; `Aedes#publish(packet, [client], done)` being the one entry
+ * of every publish (client messages, wills, $SYS) and replaceable on the instance.
+ */
+export function ackAfterPublish(authorize: AuthorizePublishHandler): { authorizePublish: AuthorizePublishHandler; attach(aedes: Aedes, onQos0Dropped: () => void): void } {
+  let publish: PublishFn | null = null;
+  return {
+    authorizePublish: (client, packet, callback) =>
+      authorize(client, packet, (err) => {
+        if (err || packet.qos !== 1 || client === null || !publish) return callback(err);
+        publish(packet, client, (publishErr) => {
+          if (publishErr) return callback(new Error(`message not stored/routed: ${publishErr.message}`));
+          (packet as { [ROUTED]?: boolean })[ROUTED] = true;
+          callback(null);
+        });
+      }),
+    attach(aedes, onQos0Dropped) {
+      const original = aedes.publish.bind(aedes) as unknown as PublishFn;
+      publish = original;
+      (aedes as unknown as { publish: (packet: object, clientOrDone?: unknown, maybeDone?: unknown) => void }).publish = (packet, clientOrDone, maybeDone) => {
+        const client = typeof clientOrDone === 'function' ? null : ((clientOrDone ?? null) as Client | null);
+        const done = (typeof clientOrDone === 'function' ? clientOrDone : (maybeDone ?? (() => undefined))) as (err?: Error | null) => void;
+        const p = packet as { [ROUTED]?: boolean; qos?: number };
+        if (p[ROUTED]) {
+          p[ROUTED] = false;
+          return done(null);
+        }
+        if (p.qos || !client) return original(packet, client, done);
+        original(packet, client, (err) => {
+          if (err) onQos0Dropped();
+          done(null);
+        });
+      };
+    },
+  };
 }

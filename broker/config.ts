@@ -1,5 +1,6 @@
 import { ConfigError, intFrom, logLevelFrom } from '../shared/config.ts';
 import type { LimitDefaults } from './limits/session-limits.ts';
+import { redisTargetFrom, type RedisTarget } from '../shared/redis-target.ts';
 
 /**
  * The broker's configuration: the only reader of process.env in broker/. Validated once at start, every
@@ -20,8 +21,12 @@ export interface BrokerConfig {
   /** Base URL of the authz sidecar's broker API. */
   sidecarUrl: string;
   brokerToken: string;
-  /** Set: aedes-persistence-redis + mqemitter-redis; unset: Aedes' in-memory persistence. */
+  /** Set: aedes-persistence-redis + the Redis router (broker/redis-router.ts); unset: Aedes' in-memory persistence. */
   redisUrl: string | null;
+  /** REDIS_URL parsed: one Redis, Sentinel or Cluster (shared/redis-target.ts). */
+  redis: RedisTarget | null;
+  /** Prefix of every broker key and pub/sub channel in Redis (REDIS_BROKER_PREFIX, default `sgb:`). */
+  redisBrokerPrefix: string;
   /** What a refused PUBLISH does: close the connection (default) or drop the message silently. */
   denyAction: 'disconnect' | 'drop';
   /** How long already-decided sessions keep working while the sidecar's change feed is down. */
@@ -52,7 +57,9 @@ export function loadBrokerConfig(env: NodeJS.ProcessEnv = process.env): Readonly
   const brokerToken = env.BROKER_TOKEN?.trim() ?? '';
   if (brokerToken.length < 16) problems.push('BROKER_TOKEN must be set (at least 16 characters) to the same value the sidecar has');
   const redisUrl = env.REDIS_URL?.trim() || null;
-  if (redisUrl && !/^rediss?:\/\//.test(redisUrl)) problems.push(`REDIS_URL must start with redis:// or rediss://`);
+  const redis = redisTargetFrom(redisUrl ?? undefined, problems);
+  const redisBrokerPrefix = env.REDIS_BROKER_PREFIX?.trim() || 'sgb:';
+  if (redis?.mode === 'cluster' && /\{[^}]*\}/.test(redisBrokerPrefix)) problems.push('REDIS_BROKER_PREFIX must not contain a {hash tag} on Redis Cluster (the broker\'s keys are meant to spread over the nodes)');
   const denyAction = (env.MQTT_DENY_ACTION?.trim() || 'disconnect') as BrokerConfig['denyAction'];
   if (denyAction !== 'disconnect' && denyAction !== 'drop') problems.push(`MQTT_DENY_ACTION must be 'disconnect' or 'drop'`);
   const logLevel = logLevelFrom(env.LOG_LEVEL, problems);
@@ -78,6 +85,8 @@ export function loadBrokerConfig(env: NodeJS.ProcessEnv = process.env): Readonly
     sidecarUrl,
     brokerToken,
     redisUrl,
+    redis,
+    redisBrokerPrefix,
     denyAction,
     sidecarGraceMs,
     sidecarTimeoutMs,

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { RedisHealth } from '../shared/redis-connection.ts';
 import type { BrokerConfig } from './config.ts';
 import type { LiveUpdates } from './live-updates.ts';
 import type { BrokerMetrics } from './metrics.ts';
@@ -24,4 +25,6 @@ export interface BrokerContext {
   limits: LimitRuntime;
   /** Reports sessions to the sidecar's live session ledger. */
   ledger: LedgerReporter;
+  /** Redis mode: whether Redis is usable (CONNECTs get CONNACK 3 while it is not); null in memory mode. */
+  redisHealth: RedisHealth | null;
 }

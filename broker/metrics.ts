@@ -86,6 +86,8 @@ export function createBrokerMetrics() {
     sessionsClosed: new Counter({ name: 'scopegate_broker_sessions_closed_total', help: 'Sessions closed by the broker, by reason', labelNames: ['reason'], registers: [registry] }),
     grantsRefreshed: new Counter({ name: 'scopegate_broker_grants_refreshed_total', help: 'Session grants re-fetched from the sidecar after policy changes (one per actor per refresh)', registers: [registry] }),
     connectRechecks: new Counter({ name: 'scopegate_broker_connect_rechecks_total', help: 'Sessions re-decided right after CONNECT because a change heard meanwhile concerned their grant', registers: [registry] }),
+    qos0Dropped: new Counter({ name: 'scopegate_broker_qos0_dropped_total', help: 'QoS 0 messages dropped because Redis could not route them (outage)', registers: [registry] }),
+    redisUp: new Gauge({ name: 'scopegate_broker_redis_up', help: '1 while every Redis connection of this broker is usable (Redis mode)', registers: [registry] }),
     subscriptionsDropped: new Counter({ name: 'scopegate_broker_subscriptions_dropped_total', help: 'Subscriptions dropped after a policy change', registers: [registry] }),
   };
 }

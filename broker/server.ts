@@ -7,10 +7,10 @@ import { toClient, type TopicView } from '../shared/topic.ts';
 import { LedgerReporter } from './ledger-reporter.ts';
 import { stateOf } from './session-registry.ts';
 import { REFUSED_FILTER } from './session-state.ts';
-import type { Redis } from 'ioredis';
 import pino, { type Logger } from 'pino';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { sendError } from '../shared/http-error.ts';
+import { redisTargetFrom } from '../shared/redis-target.ts';
 import { checkAedesVersions, destroyPersistence, forgetClientsClosedBeforeRegistration, keepStoredTopicsInternal, limitOfflineQueues, subscriptionsOf, redisOutgoingKey, tolerateUnknownPubrec } from './aedes-internals.ts';
 import { LimitCounters } from './limits/limit-counters.ts';
 import { OfflineQueues } from './limits/offline-queues.ts';
@@ -23,7 +23,7 @@ import { authorizePublish } from './hooks/authorize-publish.ts';
 import { authorizeSubscribe } from './hooks/authorize-subscribe.ts';
 import { authenticate, preConnect } from './hooks/connect.ts';
 import { LiveUpdates } from './live-updates.ts';
-import { redisPersistenceAndEmitter } from './redis-mode.ts';
+import { createRedisMode } from './redis-mode.ts';
 import { createBrokerMetrics } from './metrics.ts';
 import { SessionControl } from './session-control.ts';
 import { SessionRegistry } from './session-registry.ts';
@@ -81,14 +81,18 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
     if (client) sessions.close(client, 'disconnected_by_admin');
   };
   const live = new LiveUpdates({ sidecar, registry, sessions, metrics, logger, graceMs: config.sidecarGraceMs, silenceMs: options.feedSilenceMs, onDisconnect });
-  const context: BrokerContext = { config, sidecar, registry, sessions, live, metrics, logger, shared: null, limits, ledger };
+  const redisTarget = config.redis ?? redisTargetFrom(config.redisUrl ?? undefined, []);
+  const redis = redisTarget ? createRedisMode(redisTarget, config.redisBrokerPrefix, logger, metrics) : null;
+  const context: BrokerContext = { config, sidecar, registry, sessions, live, metrics, logger, shared: null, limits, ledger, redisHealth: redis?.health ?? null };
 
   const aedesOptions: AedesOptions = {
     preConnect: preConnect(context),
     authenticate: authenticate(context),
     // Wills of dead brokers' sessions are published anew once re-decided (see swept-wills.ts); `aedes` exists
     // by then (the will sweep runs only after the broker started).
-    authorizePublish: authorizePublish(context, (message) => new Promise((resolve, reject) => aedes.publish(message as never, (err?: Error) => (err ? reject(err) : resolve())))),
+    authorizePublish: (redis ? redis.routeBeforeAck : (h: AedesOptions['authorizePublish']) => h)(
+      authorizePublish(context, (message) => new Promise((resolve, reject) => aedes.publish(message as never, (err?: Error) => (err ? reject(err) : resolve())))),
+    ),
     authorizeSubscribe: authorizeSubscribe(context),
     authorizeForward: authorizeForward(context),
     // The internal topic adds the mount (2 levels) and the namespace to what a client writes (≤ 16 levels).
@@ -96,24 +100,22 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
     heartbeatInterval: config.heartbeatMs,
     id: brokerId,
   };
-  const redisConnections: Redis[] = [];
-  if (config.redisUrl) {
-    const redis = redisPersistenceAndEmitter(config.redisUrl, logger);
-    const conn = redis.connections[0]!;
+  if (redis && redisTarget) {
+    const conn = redis.data;
     queues.lengths = { lengthOf: (clientId) => conn.llen(redisOutgoingKey(clientId)) };
-    redisConnections.push(...redis.connections);
     aedesOptions.persistence = redis.persistence;
-    aedesOptions.mq = redis.mq;
-    logger.info('persistence: Redis (aedes-persistence-redis + mqemitter-redis)');
+    aedesOptions.mq = redis.mq as unknown as AedesOptions['mq'];
+    logger.info({ mode: redisTarget.mode, prefix: config.redisBrokerPrefix }, 'persistence: Redis (aedes-persistence-redis + coarse-channel router)');
   } else {
     logger.warn('persistence: in-memory (REDIS_URL is unset) — sessions, queued and retained messages are lost when this process stops');
   }
   const aedes = await Aedes.createBroker(aedesOptions);
+  redis?.attach(aedes);
   tolerateUnknownPubrec(aedes);
   keepStoredTopicsInternal(aedes);
   forgetClientsClosedBeforeRegistration(aedes);
   // Shared subscriptions: with several brokers on one Redis, a Redis claim lets one broker deliver each message.
-  const claim = redisConnections[0] ? redisClaim(redisConnections[0]) : () => true;
+  const claim = redis ? redisClaim(redis.data) : () => true;
   const shared = new SharedGroups(aedes, claim, logger);
   context.shared = shared;
   sessions.shared = shared;
@@ -126,7 +128,11 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
   limitOfflineQueues(aedes, (clientId) => queues.admit(clientId));
   // Aedes emits 'error' for failures outside any client (the will sweep, the offline-queue lookup); an
   // EventEmitter 'error' with no listener would end the process, and with it every tenant's sessions.
-  (aedes as unknown as NodeJS.EventEmitter).on('error', (err: Error) => logger.error({ err: err.message }, 'broker error (handled; the broker keeps running)'));
+  // While Redis is down such failures are part of the outage, already logged once by the connection.
+  (aedes as unknown as NodeJS.EventEmitter).on('error', (err: Error) => {
+    if (redis && !redis.health.up) logger.debug({ err: err.message }, 'broker error during the Redis outage (handled)');
+    else logger.error({ err: err.message }, 'broker error (handled; the broker keeps running)');
+  });
   // The ledger shows each session's subscriptions as the client wrote them.
   const reportSubscriptions = (client: Client | null) => {
     const state = stateOf(client);
@@ -164,6 +170,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
     metricsServer = createHttpServer((req, res) => {
       if (req.url === '/metrics') {
         metrics.connectedClients.reset();
+        if (redis) metrics.redisUp.set(redis.health.up ? 1 : 0);
         for (const [tenant, n] of registry.countsByTenant()) metrics.connectedClients.labels(tenant).set(n);
         metrics.registry.metrics().then(
           (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
@@ -172,8 +179,10 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
       } else if (req.url === '/healthz') {
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok' }));
       } else if (req.url === '/readyz') {
-        const up = live.isUp;
-        res.writeHead(up ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: up ? 'ready' : 'change feed down', clients: registry.size }));
+        const redisUp = redis ? redis.health.up : true;
+        const up = live.isUp && redisUp;
+        const status = up ? 'ready' : !redisUp ? 'redis unavailable' : 'change feed down';
+        res.writeHead(up ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status, clients: registry.size }));
       } else {
         sendError(res, 'ROUTE_NOT_FOUND');
       }
@@ -194,7 +203,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
       await ledger.stop();
       sidecar.close();
       await destroyPersistence(aedes);
-      for (const c of redisConnections) c.disconnect();
+      for (const c of redis?.connections ?? []) c.disconnect();
       http.closeAllConnections?.();
     })());
 

@@ -23,6 +23,7 @@ export const ERROR_CATALOGUE = {
   RULE_VIOLATION: { status: 422, message: 'The request breaks a rule of the authorization model.' },
   RATE_LIMITED: { status: 429, message: 'Too many requests; slow down.' },
   STORE_UNAVAILABLE: { status: 503, message: 'The store is unreachable; nothing was changed.' },
+  STORE_NOT_REPLICATED: { status: 503, message: 'The change was applied on the Redis master but no replica confirmed it in time; it may be lost if the master fails now. Read it back before retrying.' },
   NOT_FRESH_ENOUGH: { status: 503, message: 'This replica has not yet seen the requested revision; retry shortly.' },
   INTERNAL: { status: 500, message: 'Internal error.' },
 } as const satisfies Record<string, { status: number; message: string }>;

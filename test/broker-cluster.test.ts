@@ -1,6 +1,6 @@
 /**
  * Redis mode with real processes: two sidecars and two brokers on one redis-server. Messages cross brokers
- * (mqemitter-redis), isolation holds across them, a write on one sidecar is enforced on the other broker,
+ * (Redis pub/sub), isolation holds across them, a write on one sidecar is enforced on the other broker,
  * and atLeastAsFresh reads own writes on either sidecar.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../../shared/redis-connection.ts';
 import { ScopeGateError } from '../../shared/errors.ts';
 import {
   byConnectedAt,
@@ -141,17 +141,17 @@ return out
 type Script = (keys: string[], args: (string | number)[]) => Promise<unknown>;
 
 export interface RedisSessionLedgerOptions {
-  redis: Redis;
+  redis: RedisConnection;
   prefix: string;
   now?: () => number;
 }
 
 export class RedisSessionLedger implements SessionLedger {
-  private readonly redis: Redis;
+  private readonly redis: RedisConnection;
   private readonly keys: string[];
   private readonly channel: string;
   private readonly now: () => number;
-  private subscriber: Redis | null = null;
+  private subscriber: RedisConnection | null = null;
   private readonly listeners = new Set<(r: DisconnectRequest) => void>();
   private readonly scripts: Record<'reserve' | 'release' | 'update' | 'heartbeat' | 'sync' | 'readAll' | 'counts', Script>;
 

@@ -54,6 +54,8 @@ export function preConnect(ctx: BrokerContext): PreConnectHandler {
 async function decide(ctx: BrokerContext, client: Client, packet: ConnectPacketView): Promise<Outcome> {
   const username = typeof packet.username === 'string' ? packet.username : '';
   const password = Buffer.isBuffer(packet.password) ? packet.password.toString('utf8') : '';
+  // In Redis mode every session needs persistence (wills, subscriptions, queues) at CONNECT.
+  if (ctx.redisHealth && !ctx.redisHealth.up) return { ok: false, returnCode: CONNACK.SERVER_UNAVAILABLE, reason: 'redis_unavailable' };
   if (!packet.clean && !packet.clientId) return { ok: false, returnCode: CONNACK.IDENTIFIER_REJECTED, reason: 'empty_client_id_persistent' };
   if (!username || !password) return { ok: false, returnCode: CONNACK.BAD_CREDENTIALS, reason: 'missing_credentials' };
 

@@ -1,0 +1,109 @@
+import { createRequire } from 'node:module';
+import { Cluster } from 'ioredis';
+import type { RedisConnection } from '../shared/redis-connection.ts';
+import { adaptRetainedStreams } from './aedes-internals.ts';
+
+const require = createRequire(import.meta.url);
+const msgpack = require('msgpack-lite') as { decode(buf: Buffer): unknown };
+const { QlobberTrue } = require('qlobber') as { QlobberTrue: new (opts: object) => { add(p: string): void; test(t: string): boolean } };
+
+type Client = { id: string };
+type Sub = { topic: string; qos: number };
+interface AsyncRedisPersistence {
+  addSubscriptions(client: Client, subs: Sub[]): Promise<unknown>;
+  removeSubscriptions(client: Client, topics: string[]): Promise<unknown>;
+  createRetainedStreamCombi(patterns: string[]): AsyncIterable<unknown>;
+}
+
+/** How long a subscription change may wait for its broadcast before it fails (the client then reconnects). */
+const BROADCAST_TIMEOUT_MS = 10_000;
+
+/**
+ * aedes-persistence-redis (sessions, QoS 1/2 queues, retained messages, wills) on a connection made by
+ * shared/redis-connection.ts, whose keyPrefix puts every key under REDIS_BROKER_PREFIX. On Redis Cluster it
+ * runs in the package's cluster mode (retained messages as one key per topic, no multi-key commands), so
+ * sessions and retained messages spread over the nodes.
+ *
+ * Three adaptations, each for a defect found in use:
+ * - Subscription changes of one client run one at a time. The package's broadcast waiter is keyed by client
+ *   and first filter, and Aedes calls addSubscriptions once per filter of a SUBSCRIBE with the same list, so
+ *   two concurrent calls overwrote each other's waiter and the SUBACK never came (`mosquitto_sub -c -t a
+ *   -t b`). Each change also fails after BROADCAST_TIMEOUT_MS instead of hanging.
+ * - The retained lookup is adapted to what Aedes expects (adaptRetainedStreams in aedes-internals.ts).
+ * - On Cluster, retained wildcard lookups scan each master for keys under the prefix (the package's scan
+ *   pattern knows no key prefix and would find nothing).
+ */
+export function createRedisPersistence(conn: RedisConnection, keyPrefix: string): unknown {
+  const Persistence = require('aedes-persistence-redis/asyncPersistence.js') as new (opts: object) => AsyncRedisPersistence;
+  const cluster = conn instanceof Cluster;
+  // `cluster: true` (not an array of nodes) selects the package's cluster mode on the connection given.
+  const persistence = new Persistence(cluster ? { conn, cluster: true } : { conn });
+
+  const chains = new Map<string, Promise<unknown>>();
+  const oneAtATime = <A extends unknown[]>(fn: (client: Client, ...args: A) => Promise<unknown>) =>
+    (client: Client, ...args: A): Promise<unknown> => {
+      const previous = chains.get(client.id) ?? Promise.resolve();
+      const run = previous.catch(() => undefined).then(() => withTimeout(fn(client, ...args)));
+      chains.set(client.id, run);
+      const cleanup = () => {
+        if (chains.get(client.id) === run) chains.delete(client.id);
+      };
+      run.then(cleanup, cleanup);
+      return run;
+    };
+  persistence.addSubscriptions = oneAtATime(persistence.addSubscriptions.bind(persistence));
+  persistence.removeSubscriptions = oneAtATime(persistence.removeSubscriptions.bind(persistence));
+
+  if (cluster) persistence.createRetainedStreamCombi = (patterns: string[]) => clusterRetained(conn, keyPrefix, patterns);
+  adaptRetainedStreams(persistence);
+  return persistence;
+}
+
+function withTimeout<T>(p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('subscription change not confirmed in time')), BROADCAST_TIMEOUT_MS);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+const RETAINED = 'retained:';
+const retainedKey = (topic: string) => RETAINED + encodeURIComponent(topic);
+const globEscape = (s: string) => s.replace(/[*?[\]\\]/g, '\\$&');
+
+/** Retained messages matching `patterns` on a Cluster: the package's key layout (`retained:<topic>`), under the prefix. */
+async function* clusterRetained(conn: Cluster, keyPrefix: string, patterns: string[]): AsyncGenerator<unknown> {
+  const sent = new Set<string>();
+  const matcher = new QlobberTrue({ separator: '/', wildcard_one: '+', wildcard_some: '#', match_empty_levels: true });
+  const literalHeads: string[] = [];
+  for (const p of patterns) {
+    const w = p.search(/[+#]/);
+    if (w === -1) {
+      const value = await conn.getBuffer(retainedKey(p));
+      if (value && !sent.has(p)) {
+        sent.add(p);
+        yield msgpack.decode(value);
+      }
+    } else {
+      matcher.add(p);
+      literalHeads.push(p.slice(0, w));
+    }
+  }
+  if (literalHeads.length === 0) return;
+  let head = literalHeads[0]!;
+  for (const h of literalHeads) while (!h.startsWith(head)) head = head.slice(0, -1);
+  const match = globEscape(keyPrefix + RETAINED + encodeURIComponent(head)) + '*';
+  const strip = (keyPrefix + RETAINED).length;
+  for (const node of conn.nodes('master')) {
+    for await (const keys of node.scanStream({ match, count: 1000 }) as AsyncIterable<string[]>) {
+      for (const key of keys) {
+        const topic = decodeURIComponent(key.slice(strip));
+        if (sent.has(topic) || !matcher.test(topic)) continue;
+        const value = await conn.getBuffer(retainedKey(topic));
+        if (!value) continue;
+        sent.add(topic);
+        yield msgpack.decode(value);
+      }
+    }
+  }
+}
