@@ -1,0 +1,45 @@
+/** `evaluate`: ask for a decision, optionally with the trace of the grants considered. */
+import type { EvaluateRequest } from '../../client/index.ts';
+import { cell, record, table } from '../format.ts';
+import { asSent, flag, str, type Command } from '../framework/command.ts';
+import { col, print } from '../framework/output.ts';
+import { resolveScope, resolveSubject } from '../framework/resource-commands.ts';
+
+export const evaluateCommands: Command[] = [
+  {
+    name: 'evaluate',
+    summary: 'ask for a decision: may this subject do this action here?',
+    options: {
+      subject: { type: 'string', value: '<subject-id|user-id|actor-id>', help: 'who asks', required: true },
+      'subject-type': { type: 'string', value: '<user|actor>', help: 'default: from the id' },
+      scope: { type: 'string', value: '<scope-id>', help: 'where (a scope, or a tenant/workspace/project/environment id)', required: true },
+      action: { type: 'string', value: '<action>', help: 'e.g. publish, read', required: true },
+      'resource-type': { type: 'string', value: '<type>', help: 'e.g. topic', required: true },
+      'resource-id': { type: 'string', value: '<id>', help: 'e.g. the topic' },
+      explain: { type: 'boolean', help: 'print the trace: which grants were considered and why they did or did not apply' },
+    },
+    async run(ctx) {
+      const subject = await resolveSubject(ctx, str(ctx, 'subject'));
+      const subjectType = str(ctx, 'subject-type') ?? subject.subjectType;
+      const request = {
+        actor: { subjectId: subject.subjectId, subjectType },
+        scopeId: await resolveScope(ctx, str(ctx, 'scope')),
+        action: str(ctx, 'action'),
+        resource: { resourceType: str(ctx, 'resource-type'), resourceId: str(ctx, 'resource-id') },
+      };
+      const d = await ctx.client.evaluate(asSent<EvaluateRequest>(request), { explain: flag(ctx, 'explain') });
+      print(ctx, d, () => {
+        let s = d.decision === 'ALLOWED' ? 'ALLOWED\n' : `DENIED${d.reason ? ` (${d.reason})` : ''}\n`;
+        if (d.grant) s += record(d.grant, ['roleName', 'roleId', 'permissionKey', 'permissionId', 'membershipId', 'membershipScopeId']);
+        s += `path: ${d.path.join(' → ')}\nrevision: ${d.revision}\n`;
+        if (subjectType === 'actor' && request.resource.resourceType === 'topic' && d.decision === 'DENIED') {
+          s += 'note: over MQTT an actor may also publish/subscribe through an open app it is granted; `scopegate mqtt explain` answers what the broker decides\n';
+        }
+        if (d.trace) {
+          s += `\ntrace:\n${table(d.trace, [col('membership', 'membershipId'), col('at scope', 'membershipScopeId'), col('role', 'roleId'), col('permission', (r) => r.permissionKey ?? r.permissionId), col('result', 'result'), col('reason', (r) => (r.overrideScopeId ? `${cell(r.reason)} @ ${cell(r.overrideScopeId)}` : r.reason))])}`;
+        }
+        return s;
+      });
+    },
+  },
+];
