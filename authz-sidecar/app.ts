@@ -15,6 +15,7 @@ import { brokerRoutes } from './routes/broker.ts';
 import { messagingRoutes } from './routes/messaging.ts';
 import { sessionRoutes } from './routes/sessions.ts';
 import { mqttRoutes } from './routes/mqtt.ts';
+import { delegationSelfService } from './routes/delegation-self-service.ts';
 
 export interface AppDeps extends SidecarContext {
   metrics: SidecarMetrics;
@@ -87,6 +88,9 @@ export function createApp(deps: AppDeps): express.Express {
 
   // The broker API and the JWKS authenticate on their own (BROKER_TOKEN / public), before the admin check.
   app.use(brokerRoutes(deps, { answers: deps.answers, ...(deps.heartbeatMs ? { heartbeatMs: deps.heartbeatMs } : {}) }));
+
+  // A principal creating a delegation grant for itself authenticates with its own actor JWT.
+  app.post('/v1/organizations/:orgId/projects/:projectId/actors/:actorId/delegations', delegationSelfService(deps, deps.tokenIssuer));
 
   const v1 = express.Router();
   v1.use(((_req, res, next) => {

@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { changeEventSchema, disconnectEventSchema, type BrokerChangeEvent, type DisconnectEvent, type SessionGrant } from '../shared/broker-wire.ts';
+import { changeEventSchema, delegatedKey, disconnectEventSchema, type BrokerChangeEvent, type DisconnectEvent, type SessionGrant } from '../shared/broker-wire.ts';
 import { ChangeHistory } from './change-history.ts';
+import { stateOf } from './session-registry.ts';
 import type { BrokerMetrics } from './metrics.ts';
 import type { SessionControl } from './session-control.ts';
 import type { SessionRegistry } from './session-registry.ts';
@@ -176,12 +177,23 @@ export class LiveUpdates extends EventEmitter<{ refreshed: [string[]] }> {
       for (const a of batch) this.pending.delete(a);
       const started = process.hrtime.bigint();
       try {
-        const answer = await this.o.sidecar.refresh(batch);
+        // Delegated sessions are re-decided with their principal (the intersection of both sides).
+        const delegated = new Map<string, { actorId: string; onBehalfOf: string }>();
+        for (const actorId of batch) {
+          for (const client of this.o.registry.clientsOf(actorId)) {
+            const onBehalfOf = stateOf(client)?.grant.onBehalfOf;
+            if (onBehalfOf) delegated.set(delegatedKey(actorId, onBehalfOf), { actorId, onBehalfOf });
+          }
+        }
+        const answer = await this.o.sidecar.refresh(batch, [...delegated.values()]);
         this.o.metrics.sidecarSeconds.labels('sessions', 'ok').observe(Number(process.hrtime.bigint() - started) / 1e9);
         this.o.metrics.grantsRefreshed.inc(batch.length);
         for (const actorId of batch) {
-          const grant = answer.sessions[actorId];
-          for (const client of this.o.registry.clientsOf(actorId)) this.o.sessions.apply(client, grant ?? null, answer.revision);
+          for (const client of this.o.registry.clientsOf(actorId)) {
+            const onBehalfOf = stateOf(client)?.grant.onBehalfOf;
+            const grant = onBehalfOf ? answer.delegated?.[delegatedKey(actorId, onBehalfOf)] : answer.sessions[actorId];
+            this.o.sessions.apply(client, grant ?? null, answer.revision);
+          }
         }
         // Which actors were re-decided, for whoever watches (the write-cost tests).
         if (this.listenerCount('refreshed') > 0) this.emit('refreshed', batch);

@@ -93,8 +93,9 @@ export class SidecarClient {
     return validated(ledgerReportResponseSchema, await this.post('/v1/broker/ledger', report), 'ledger');
   }
 
-  async refresh(actorIds: string[]): Promise<RefreshResponse> {
-    return validated(refreshResponseSchema, await this.post('/v1/broker/sessions', { actorIds }), 'sessions');
+  async refresh(actorIds: string[], delegated: { actorId: string; onBehalfOf: string }[] = []): Promise<RefreshResponse> {
+    const body = delegated.length > 0 ? { actorIds, delegated } : { actorIds };
+    return validated(refreshResponseSchema, await this.post('/v1/broker/sessions', body), 'sessions');
   }
 
   /** Opens the change feed (text/event-stream); the caller reads and closes it. */

@@ -60,6 +60,8 @@ export const sessionGrantSchema = z.object({
   dependsOn: z.array(z.string()),
   /** Limits of the scope tree on the actor's path (SPEC §7), so the broker decides them in memory. */
   limits: effectiveLimitsSchema,
+  /** Delegated session (RFC 8693): the principal subject the actor acts for; its grant is the intersection. */
+  onBehalfOf: z.string().nullable().optional(),
 });
 export type SessionGrant = z.infer<typeof sessionGrantSchema>;
 
@@ -101,11 +103,21 @@ export type ConnectBatchResult = z.infer<typeof connectBatchResultSchema>;
 export const connectBatchResponseSchema = z.object({ results: z.array(connectBatchResultSchema) });
 
 /** Re-decide live sessions: one entry per actor, `null` when the actor may no longer connect at all. */
-export const refreshRequestSchema = z.object({ actorIds: z.array(z.string()).max(10_000) });
+export const refreshRequestSchema = z.object({
+  actorIds: z.array(z.string()).max(10_000),
+  /** Delegated sessions of these actors, each re-decided with its principal (answered under `delegatedKey`). */
+  delegated: z.array(z.object({ actorId: z.string(), onBehalfOf: z.string() })).max(10_000).optional(),
+});
 export const refreshResponseSchema = z.object({
   revision: z.number(),
   sessions: z.record(z.string(), sessionGrantSchema.nullable()),
+  delegated: z.record(z.string(), sessionGrantSchema.nullable()).optional(),
 });
+
+/** Key of a delegated session in a refresh answer. */
+export function delegatedKey(actorId: string, onBehalfOf: string): string {
+  return `${actorId} ${onBehalfOf}`;
+}
 export type RefreshResponse = z.infer<typeof refreshResponseSchema>;
 
 /**

@@ -209,3 +209,23 @@ export function parseSharedFilter(clientFilter: string): SharedFilter | { refuse
   if (!check.ok || group.includes('/') || Buffer.byteLength(group, 'utf8') > MAX_SHARE_GROUP_BYTES) return { refused: 'bad_share' };
   return { group, filter: clientFilter.slice(slash + 1) };
 }
+
+/**
+ * The filter matching exactly the topics both filters match, or null when they share none (used for the
+ * intersection of an agent's and its principal's topic permissions). Both must be well-formed filters.
+ */
+export function intersectFilters(a: string, b: string): string | null {
+  const x = a.split('/');
+  const y = b.split('/');
+  const out: string[] = [];
+  for (let i = 0; ; i++) {
+    const p = x[i];
+    const q = y[i];
+    if (p === '#') return [...out, ...y.slice(i)].join('/') || null;
+    if (q === '#') return [...out, ...x.slice(i)].join('/') || null;
+    if (p === undefined || q === undefined) return p === q ? out.join('/') : null;
+    if (p === '+') out.push(q);
+    else if (q === '+' || p === q) out.push(p);
+    else return null;
+  }
+}

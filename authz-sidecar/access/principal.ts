@@ -55,7 +55,8 @@ export function scopeOfRecord(model: RecordSource, r: StoredRecord): string | nu
       const app = model.get('app', r.appId);
       return app ? (model.get('project', app.projectId)?.scopeId ?? null) : null;
     }
-    case 'actorSecret': {
+    case 'actorSecret':
+    case 'delegation': {
       const actor = model.get('actor', r.actorId);
       return actor ? scopeOfRecord(model, actor) : null;
     }

@@ -44,6 +44,8 @@ export interface ActorTokenClaims {
   actorId: string;
   tenantId: string;
   ttlSeconds: number;
+  /** RFC 8693: the token is issued for this principal subject (`sub`), the actor acting for it (`act.sub`). */
+  onBehalfOf?: string;
 }
 
 export async function signActorToken(model: PolicyModel, issuer: string, claims: ActorTokenClaims, now: Date): Promise<{ token: string; expiresAt: string }> {
@@ -52,9 +54,10 @@ export async function signActorToken(model: PolicyModel, issuer: string, claims:
   const privateKey = await privateKeyOf(key);
   const iat = Math.floor(now.getTime() / 1000);
   const exp = iat + claims.ttlSeconds;
-  const token = await new SignJWT({ tid: claims.tenantId })
+  const extra = claims.onBehalfOf ? { act: { sub: claims.actorId } } : {};
+  const token = await new SignJWT({ tid: claims.tenantId, ...extra })
     .setProtectedHeader({ alg: TOKEN_ALG, kid: key.id, typ: 'JWT' })
-    .setSubject(claims.actorId)
+    .setSubject(claims.onBehalfOf ?? claims.actorId)
     .setIssuer(issuer)
     .setAudience(TOKEN_AUDIENCE)
     .setIssuedAt(iat)

@@ -35,6 +35,8 @@ interface Attempt {
   readonly password: string;
   readonly address: string | undefined;
   actor?: ActorRecord;
+  /** A delegated token (RFC 8693 `act.sub` = this actor): the principal subject it acts for. */
+  onBehalfOf?: string;
   /** Epoch ms at which the credential expires (JWT exp); null for secrets. */
   expiresAt: number | null;
   session?: SessionGrant;
@@ -87,7 +89,13 @@ export function createConnectDecider(src: ConnectSources, options: ConnectDecide
         a.expiresAt = check.exp * 1000;
       } else {
         const check = await verifyActorToken(src.model(), options.tokenIssuer, a.password, src.clock());
-        if (!check.ok || check.payload.sub !== actor.id) return badCredentials(a);
+        if (!check.ok) return badCredentials(a);
+        // A delegated token names the principal as `sub` and this actor as `act.sub` (the username stays the actor).
+        const act = (check.payload as { act?: { sub?: unknown } }).act;
+        if (act !== undefined) {
+          if (typeof act !== 'object' || act === null || act.sub !== actor.id || check.payload.sub === actor.id) return badCredentials(a);
+          a.onBehalfOf = check.payload.sub;
+        } else if (check.payload.sub !== actor.id) return badCredentials(a);
         a.expiresAt = check.payload.exp * 1000;
       }
       return undefined;
@@ -100,8 +108,12 @@ export function createConnectDecider(src: ConnectSources, options: ConnectDecide
   };
 
   const grantSession: Step = (a) => {
-    const session = sessionGrantFor(src.model(), a.actor!.id, a.expiresAt);
-    if (!session) return { decision: 'denied', reason: 'not_authorized', message: 'This actor may not connect (disabled, or outside its project).' };
+    const delegated = a.onBehalfOf ? { principalSubjectId: a.onBehalfOf, nowMs: src.clock().getTime() } : undefined;
+    const session = sessionGrantFor(src.model(), a.actor!.id, a.expiresAt, delegated);
+    if (!session) {
+      const message = delegated ? 'No delegation grant in force for this actor and principal, or the actor may not connect.' : 'This actor may not connect (disabled, or outside its project).';
+      return { decision: 'denied', reason: 'not_authorized', message };
+    }
     throttle.succeed(a.username);
     a.session = session;
     return undefined;

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ScopeGateError } from '../../shared/errors.ts';
 import { assertCovers, type Principal } from '../access/principal.ts';
+import { evaluateOnBehalfOf } from '../engine/delegation.ts';
 import { evaluate, type Decision } from '../engine/evaluate.ts';
 import type { PolicyModel } from '../model/policy-model.ts';
 import type { PolicyReplica } from '../model/replica.ts';
@@ -23,6 +24,8 @@ export const evaluateRequestSchema = z.strictObject({
     })
     .optional(),
   consistency: z.strictObject({ atLeastAsFresh: z.number().int().min(0) }).optional(),
+  /** The actor (an agent) acts for this principal: ALLOWED only with a delegation grant and both sides allowed. */
+  onBehalfOf: z.strictObject({ subjectId: z.string().min(1).max(120) }).optional(),
 });
 export type EvaluateRequest = z.infer<typeof evaluateRequestSchema>;
 
@@ -33,24 +36,33 @@ const FRESHNESS_WAIT_MS = 2_000;
  * One decision as the API answers it, in named steps:
  * `scopeMustExist → principalMustCoverScope → subjectMustBeOfKeyTenant → evaluate → hideOtherTenantsTrace`.
  */
-export function decideEvaluateRequest(model: PolicyModel, input: EvaluateRequest, explain: boolean, principal: Principal): Decision & { revision: number } {
+export function decideEvaluateRequest(model: PolicyModel, input: EvaluateRequest, explain: boolean, principal: Principal, nowMs = Date.now()): Decision & { revision: number } {
   scopeMustExist(model, input.scopeId);
   assertCovers(model, principal, input.scopeId);
   if (principal.kind === 'apiKey') subjectMustBeOfKeyTenant(model, input.actor.subjectId, principal.tenantId);
-  const decision = evaluate(
-    model,
-    {
-      subjectId: input.actor.subjectId,
-      subjectType: input.actor.subjectType,
-      scopeId: input.scopeId,
-      action: input.action,
-      resourceType: input.resource.resourceType,
-      resourceId: input.resource.resourceId,
-      context: input.context,
-    },
-    explain,
-  );
-  if (principal.kind === 'apiKey') hideOtherTenantsTrace(model, decision, principal.tenantId);
+  if (principal.kind === 'apiKey' && input.onBehalfOf) subjectMustBeOfKeyTenant(model, input.onBehalfOf.subjectId, principal.tenantId, 'body.onBehalfOf.subjectId');
+  const request = {
+    subjectId: input.actor.subjectId,
+    subjectType: input.actor.subjectType,
+    scopeId: input.scopeId,
+    action: input.action,
+    resourceType: input.resource.resourceType,
+    resourceId: input.resource.resourceId,
+    context: input.context,
+  };
+  const decision = input.onBehalfOf ? evaluateOnBehalfOf(model, request, input.onBehalfOf.subjectId, explain, nowMs) : evaluate(model, request, explain);
+  if (principal.kind === 'apiKey') {
+    hideOtherTenantsTrace(model, decision, principal.tenantId);
+    if (decision.delegation) {
+      hideOtherTenantsTrace(model, decision.delegation.agent, principal.tenantId);
+      if (decision.delegation.principal) hideOtherTenantsTrace(model, decision.delegation.principal, principal.tenantId);
+    }
+  }
+  if (!explain && decision.delegation) {
+    // Without explain, both sides are summed up by their outcome only.
+    const side = (d: Decision | null) => (d ? { decision: d.decision, ...(d.reason ? { reason: d.reason } : {}) } : null);
+    decision.delegation = { delegationId: decision.delegation.delegationId, agent: side(decision.delegation.agent) as Decision, principal: side(decision.delegation.principal) as Decision | null };
+  }
   return { ...decision, revision: model.seq };
 }
 
@@ -65,14 +77,14 @@ function scopeMustExist(model: PolicyModel, scopeId: string): void {
  * of the tenant, or a user whose default tenant it is or who has a membership in it. Unknown subjects are
  * left to the engine (DENIED unknown_subject).
  */
-function subjectMustBeOfKeyTenant(model: PolicyModel, subjectId: string, tenantId: string): void {
+function subjectMustBeOfKeyTenant(model: PolicyModel, subjectId: string, tenantId: string, path = 'body.actor.subjectId'): void {
   const subject = model.subject(subjectId);
   if (!subject) return;
   const ofTenant =
     subject.kind === 'actor'
       ? subject.tenantId === tenantId
       : subject.defaultTenantId === tenantId || model.membershipsOf(subject.subjectId).some((m) => m.tenantId === tenantId);
-  if (!ofTenant) throw new ScopeGateError('FORBIDDEN', 'This API key may not ask about subjects of another tenant.', [{ path: 'body.actor.subjectId', message: 'outside key tenant' }]);
+  if (!ofTenant) throw new ScopeGateError('FORBIDDEN', 'This API key may not ask about subjects of another tenant.', [{ path, message: 'outside key tenant' }]);
 }
 
 /** A key never sees another tenant's memberships, not even as skipped steps of a trace. */

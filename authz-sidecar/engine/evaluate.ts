@@ -77,7 +77,9 @@ export type DenyReason =
   | 'no_membership'
   | 'no_matching_permission'
   | 'override_disabled'
-  | 'limit_exceeded';
+  | 'limit_exceeded'
+  /** onBehalfOf without a delegation grant in force for this agent and principal. */
+  | 'no_delegation';
 
 export interface Decision {
   decision: 'ALLOWED' | 'DENIED';
@@ -88,6 +90,8 @@ export interface Decision {
   trace?: TraceStep[];
   /** reason `limit_exceeded`: the limit of the scope tree that refused, its value and the scope that set it. */
   limit?: { name: 'maxPayloadBytes'; value: number; scopeId: string };
+  /** Set when the request was made on behalf of a principal: both sides' decisions (see engine/delegation.ts). */
+  delegation?: { delegationId: string | null; agent: Decision; principal: Decision | null };
 }
 
 /** The target scope, its ancestors, up to and including the nearest `define` scope (always the tenant). */

@@ -56,6 +56,8 @@ function inputsOfRecord(r: StoredRecord, old: StoredRecord | undefined, lookup: 
       out.add(grantInput.actor(r.id));
       return;
     case 'appGrant':
+    case 'delegation':
+      // A delegation grant created, changed or revoked re-decides the agent's (delegated) sessions.
       out.add(grantInput.actor(r.actorId));
       return;
     case 'app':

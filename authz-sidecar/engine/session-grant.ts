@@ -1,8 +1,10 @@
 import type { AppGrant, SessionGrant } from '../../shared/broker-wire.ts';
 import { INTERNAL_PREFIX } from '../../shared/topic.ts';
 import type { PolicyModel } from '../model/policy-model.ts';
-import type { ActorRecord } from '../model/records.ts';
-import { isUnconstrained, resolveConstraint, widerConstraint, type ResolvedConstraint } from '../../shared/limits.ts';
+import type { ActorRecord, AppRecord } from '../model/records.ts';
+import { isUnconstrained, minBound, resolveConstraint, UNCONSTRAINED, widerConstraint, type ResolvedConstraint } from '../../shared/limits.ts';
+import { intersectFilters } from '../../shared/topic.ts';
+import { activeDelegation } from './delegation.ts';
 import { allowedTopicRules, resolvePath } from './evaluate.ts';
 import { grantInput } from './grant-inputs.ts';
 import { grantLimitsAt } from './limits.ts';
@@ -11,8 +13,13 @@ import { grantLimitsAt } from './limits.ts';
  * What the broker needs to decide every publish and subscribe of an actor's session in memory, computed
  * from the model in one go: the topic view (project mount + the actor's namespace) and, per granted app,
  * the filters it may publish to and subscribe to. Pure; `null` when the actor may not connect at all.
+ *
+ * `delegated`: the session acts on behalf of a principal (RFC 8693 token). It needs a delegation grant in
+ * force, and each app allows only where both the actor and the principal may publish / subscribe (the
+ * pairwise intersection of their filters, with the narrower permission fields); the grant then depends on
+ * the principal's inputs too, so a change of either side re-decides it.
  */
-export function sessionGrantFor(model: PolicyModel, actorId: string, expiresAt: number | null): SessionGrant | null {
+export function sessionGrantFor(model: PolicyModel, actorId: string, expiresAt: number | null, delegated?: Delegated): SessionGrant | null {
   const actor = model.get('actor', actorId);
   if (!actor || actor.disabled) return null;
   const project = model.get('project', actor.projectId);
@@ -23,6 +30,7 @@ export function sessionGrantFor(model: PolicyModel, actorId: string, expiresAt: 
   // What this grant reads, so that only a change to one of these re-decides the session (grant-inputs.ts).
   const dependsOn = new Set([grantInput.actor(actor.id), grantInput.project(project.id)]);
   for (const scope of namespaceScopes(model, actor.accessScopeId, project.scopeId)) dependsOn.add(grantInput.scope(scope));
+  if (delegated && !activeDelegation(model, actor.id, delegated.principalSubjectId, delegated.nowMs)) return null;
 
   const apps: AppGrant[] = [];
   let rbac = false;
@@ -30,6 +38,12 @@ export function sessionGrantFor(model: PolicyModel, actorId: string, expiresAt: 
     dependsOn.add(grantInput.app(grant.appId));
     const app = model.get('app', grant.appId);
     if (!app || app.projectId !== project.id) continue;
+    if (delegated) {
+      // Both sides' topic permissions are read, whatever the app's mode: depend on both subjects' rules.
+      rbac = true;
+      apps.push(delegatedApp(model, actor, app, decisionScope, delegated.principalSubjectId));
+      continue;
+    }
     if (app.mode === 'open') {
       const all = `${app.slug}/#`;
       const settings = resolveConstraint(app.settings);
@@ -55,6 +69,11 @@ export function sessionGrantFor(model: PolicyModel, actorId: string, expiresAt: 
     // Topic permissions: the subject's memberships, and the roles, permissions and overrides on the decision
     // path, whose extent depends on the types of the scopes walked.
     dependsOn.add(grantInput.subject(actor.subjectId));
+    if (delegated) {
+      dependsOn.add(grantInput.subject(delegated.principalSubjectId));
+      const principalActor = model.subject(delegated.principalSubjectId);
+      if (principalActor?.kind === 'actor') dependsOn.add(grantInput.actor(principalActor.id));
+    }
     for (const scope of resolvePath(model, decisionScope)) dependsOn.add(grantInput.scope(scope.id)).add(grantInput.rules(scope.id)).add(grantInput.scopeType(scope.typeId));
   }
 
@@ -74,7 +93,73 @@ export function sessionGrantFor(model: PolicyModel, actorId: string, expiresAt: 
     revision: model.seq,
     dependsOn: [...dependsOn],
     limits: grantLimitsAt(model, decisionScope),
+    onBehalfOf: delegated?.principalSubjectId ?? null,
   };
+}
+
+/** A delegated session: the principal it acts for, and the time its delegation grant is checked at. */
+export interface Delegated {
+  principalSubjectId: string;
+  nowMs: number;
+}
+
+type Side = { filters: string[]; constraints?: Record<string, ResolvedConstraint> };
+
+/** What a subject may do in one app, in the actor's view: an open app's all, or its topic permissions. */
+function sideOf(model: PolicyModel, subjectId: string, app: AppRecord, decisionScope: string, action: 'publish' | 'subscribe', open: boolean): Side {
+  if (!open) return forApp(allowedTopicRules(model, subjectId, decisionScope, action), app.slug);
+  const all = `${app.slug}/#`;
+  const settings = resolveConstraint(app.settings);
+  return { filters: [all], ...(isUnconstrained(settings) ? {} : { constraints: { [all]: settings } }) };
+}
+
+/**
+ * One app of a delegated session. The actor brings its own side; the principal brings, if it is an actor
+ * holding the app in the same namespace, its own side too, and otherwise (a user) its topic permissions at
+ * the actor's decision scope. Always `rbac`: every topic is decided against the intersected filters.
+ */
+function delegatedApp(model: PolicyModel, actor: ActorRecord, app: AppRecord, decisionScope: string, principalSubjectId: string): SessionGrant['apps'][number] {
+  const principal = model.subject(principalSubjectId);
+  const principalHoldsApp = principal?.kind === 'actor' && principal.accessScopeId === actor.accessScopeId && model.referrersOf(principal.id, 'appGrant').some((g) => g.appId === app.id);
+  const sides = (action: 'publish' | 'subscribe') => {
+    const own = sideOf(model, actor.subjectId, app, decisionScope, action, app.mode === 'open');
+    if (principal?.kind === 'actor' && !principalHoldsApp) return { filters: [] };
+    const theirs = sideOf(model, principalSubjectId, app, decisionScope, action, app.mode === 'open' && principalHoldsApp);
+    return intersectSides(own, theirs);
+  };
+  const publish = sides('publish');
+  const subscribe = sides('subscribe');
+  return {
+    appId: app.id,
+    slug: app.slug,
+    mode: 'rbac',
+    publish: publish.filters,
+    subscribe: subscribe.filters,
+    ...(publish.constraints ? { publishConstraints: publish.constraints } : {}),
+    ...(subscribe.constraints ? { subscribeConstraints: subscribe.constraints } : {}),
+  };
+}
+
+/** The topics both sides allow (pairwise filter intersections), each with the narrower permission fields. */
+function intersectSides(a: Side, b: Side): Side {
+  const out = new Map<string, ResolvedConstraint>();
+  for (const x of a.filters) {
+    for (const y of b.filters) {
+      const both = intersectFilters(x, y);
+      if (both === null) continue;
+      const c = narrowerConstraint(a.constraints?.[x] ?? UNCONSTRAINED, b.constraints?.[y] ?? UNCONSTRAINED);
+      const seen = out.get(both);
+      out.set(both, seen ? widerConstraint(seen, c) : c);
+    }
+  }
+  let constraints: Record<string, ResolvedConstraint> | undefined;
+  for (const [filter, c] of out) if (!isUnconstrained(c)) (constraints ??= {})[filter] = c;
+  return { filters: [...out.keys()], ...(constraints ? { constraints } : {}) };
+}
+
+/** Both sides must allow: the stricter value of each field. */
+function narrowerConstraint(a: ResolvedConstraint, b: ResolvedConstraint): ResolvedConstraint {
+  return { maxQos: Math.min(a.maxQos, b.maxQos) as 0 | 1 | 2, retain: a.retain && b.retain, maxPayloadBytes: minBound(a.maxPayloadBytes, b.maxPayloadBytes) };
 }
 
 /** Rules narrowed to one app: its filters, and the permission fields of those that carry any. */

@@ -4,7 +4,7 @@ import type { Principal } from '../access/principal.ts';
 import type { LoginThrottle } from '../credentials/login-throttle.ts';
 import type { TrustedIssuerConfig } from '../credentials/trusted-issuer.ts';
 import { createConnectDecider, decideConnectBatch } from '../decisions/connect.ts';
-import { awaitFreshness, decideEvaluateRequest, evaluateRequestSchema } from '../decisions/evaluate-request.ts';
+import { awaitFreshness, decideEvaluateRequest, evaluateRequestSchema, type EvaluateRequest } from '../decisions/evaluate-request.ts';
 import type { Decision } from '../engine/evaluate.ts';
 import type { PolicyReplica } from '../model/replica.ts';
 import { parse } from './validate.ts';
@@ -28,7 +28,7 @@ export interface DecisionAnswerDeps {
  */
 export interface DecisionAnswers {
   /** POST /v1/evaluate */
-  evaluate(principal: Principal, body: unknown, explain: boolean): Promise<Decision & { revision: number }>;
+  evaluate(principal: Principal, body: unknown, explain: boolean, log?: Logger): Promise<Decision & { revision: number }>;
   /** POST /v1/broker/connect */
   connect(body: unknown, log: Logger): Promise<ConnectResponse>;
   /** POST /v1/broker/connect/batch */
@@ -41,10 +41,12 @@ export function createDecisionAnswers(deps: DecisionAnswerDeps): DecisionAnswers
     { tokenIssuer: deps.tokenIssuer, throttle: deps.throttle, trustedIssuer: deps.trustedIssuer ?? null },
   );
   return {
-    async evaluate(principal, body, explain) {
+    async evaluate(principal, body, explain, log) {
       const input = parse(evaluateRequestSchema, body, 'body');
       await awaitFreshness(deps.replica, input.consistency?.atLeastAsFresh);
-      return decideEvaluateRequest(deps.replica.model, input, explain, principal);
+      const decision = decideEvaluateRequest(deps.replica.model, input, explain, principal, deps.clock().getTime());
+      if (input.onBehalfOf && log) logDelegatedDecision(log, principal, input, decision);
+      return decision;
     },
 
     async connect(body, log) {
@@ -68,4 +70,24 @@ export function createDecisionAnswers(deps: DecisionAnswerDeps): DecisionAnswers
 /** One line per CONNECT decision, never with the password. */
 function logConnect(log: Logger, clientId: string, username: string, answer: ConnectResponse): void {
   log.info({ clientId: clientId.slice(0, 64), actorId: username.slice(0, 64), decision: answer.decision, reason: answer.decision === 'denied' ? answer.reason : undefined }, 'mqtt connect decision');
+}
+
+/** A decision on behalf of a principal is always logged with both sides (who asked, agent, principal, outcome). */
+function logDelegatedDecision(log: Logger, principal: Principal, input: EvaluateRequest, d: Decision): void {
+  log.info(
+    {
+      by: principal.id,
+      agent: input.actor.subjectId,
+      onBehalfOf: input.onBehalfOf?.subjectId,
+      scopeId: input.scopeId,
+      action: input.action,
+      resourceType: input.resource.resourceType,
+      decision: d.decision,
+      reason: d.reason,
+      agentDecision: d.delegation?.agent.decision,
+      principalDecision: d.delegation?.principal?.decision ?? null,
+      delegationId: d.delegation?.delegationId ?? null,
+    },
+    'delegated decision',
+  );
 }

@@ -32,7 +32,7 @@ export function fastRoutes(deps: FastRouteDeps): (req: IncomingMessage, res: Ser
   const { answers } = deps;
   const brokerOnly = (req: IncomingMessage) => authenticateBroker(deps.brokerToken, req.headers.authorization);
   const routes: Record<string, (req: IncomingMessage, body: Buffer, log: Logger) => Promise<unknown>> = {
-    '/v1/evaluate': async (req, raw) => answers.evaluate(authenticateAdmin(deps.replica.model, deps.adminToken, req.headers.authorization), parseJson(raw), false),
+    '/v1/evaluate': async (req, raw, log) => answers.evaluate(authenticateAdmin(deps.replica.model, deps.adminToken, req.headers.authorization), parseJson(raw), false, log),
     '/v1/broker/connect': async (req, raw, log) => {
       brokerOnly(req);
       return answers.connect(parseJson(raw), log);

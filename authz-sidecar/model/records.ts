@@ -166,6 +166,22 @@ export interface AppGrantRecord extends Base {
   actorId: string;
 }
 
+/**
+ * A delegation grant: the agent actor may act on behalf of the principal subject (a user, or another actor of
+ * its tenant) until `expiresAt`. Tokens issued with `onBehalfOf` need one; their permissions are the
+ * intersection of the agent's and the principal's.
+ */
+export interface DelegationRecord extends Base {
+  kind: 'delegation';
+  tenantId: string;
+  actorId: string;
+  principalSubjectId: string;
+  /** ISO time after which the grant no longer holds (capped at creation, see service/delegation.ts). */
+  expiresAt: string;
+  /** Who created it: `admin`, an API key id, or the principal's own subject id. */
+  createdBy: string;
+}
+
 export interface MembershipRecord extends Base {
   kind: 'membership';
   tenantId: string;
@@ -239,6 +255,7 @@ export type StoredRecord =
   | ActorRecord
   | AppRecord
   | AppGrantRecord
+  | DelegationRecord
   | MembershipRecord
   | RoleAssignmentRecord
   | PermissionOverrideRecord
@@ -272,6 +289,7 @@ export const ID_PREFIX: Record<RecordKind, string> = {
   actor: 'actor',
   app: 'app',
   appGrant: 'grant',
+  delegation: 'dlg',
   membership: 'membership',
   roleAssignment: 'ra',
   permissionOverride: 'po',

@@ -27,6 +27,7 @@ export const REFERENCES: Record<RecordKind, ReferenceField[]> = {
   actor: [{ field: 'projectId' }, { field: 'accessScopeId' }],
   app: [{ field: 'projectId' }],
   appGrant: [{ field: 'appId' }, { field: 'actorId' }],
+  delegation: [{ field: 'actorId' }, { field: 'principalSubjectId' }],
   membership: [{ field: 'scopeId' }, { field: 'subjectId' }],
   roleAssignment: [{ field: 'roleId' }, { field: 'membershipId' }],
   permissionOverride: [{ field: 'childScopeId' }, { field: 'permissionId' }],

@@ -8,6 +8,7 @@ import {
   type DisconnectEvent,
   type LedgerReport,
   type LedgerReportResponse,
+  delegatedKey,
   type BrokerChangeEvent,
   type SessionGrant,
 } from '../../shared/broker-wire.ts';
@@ -65,10 +66,13 @@ export function brokerRoutes(ctx: SidecarContext, options: BrokerRouteOptions): 
 
   ctx.routes.add({ method: 'post', path: '/broker/sessions', tag: 'broker', summary: 'Re-decide live sessions of actors (BROKER_TOKEN)', body: refreshRequestSchema });
   b.post('/sessions', (req, res) => {
-    const { actorIds } = parse(refreshRequestSchema, req.body, 'body');
+    const { actorIds, delegated } = parse(refreshRequestSchema, req.body, 'body');
     const sessions: Record<string, SessionGrant | null> = {};
     for (const id of actorIds) sessions[id] = sessionGrantFor(model(), id, null);
-    res.json({ revision: ctx.replica.seq, sessions });
+    const nowMs = ctx.clock().getTime();
+    const onBehalf: Record<string, SessionGrant | null> = {};
+    for (const d of delegated ?? []) onBehalf[delegatedKey(d.actorId, d.onBehalfOf)] = sessionGrantFor(model(), d.actorId, null, { principalSubjectId: d.onBehalfOf, nowMs });
+    res.json({ revision: ctx.replica.seq, sessions, ...(delegated ? { delegated: onBehalf } : {}) });
   });
 
   ctx.routes.add({ method: 'post', path: '/broker/ledger', tag: 'broker', summary: 'Report session events to the live session ledger and renew the broker lease (BROKER_TOKEN)', body: ledgerReportSchema });

@@ -1,4 +1,5 @@
 import { Router } from 'express';
+import type { Logger } from 'pino';
 import { z } from 'zod';
 import { ScopeGateError } from '../../shared/errors.ts';
 import { awaitFreshness, decideEvaluateRequest, evaluateRequestSchema } from '../decisions/evaluate-request.ts';
@@ -17,7 +18,7 @@ export function evaluateRoutes(ctx: SidecarContext, answers: DecisionAnswers): R
   ctx.routes.add({ method: 'post', path: '/evaluate', tag: 'evaluate', summary: 'Decide one request (?explain=true for the trace)', body: evaluateRequestSchema, query: queries.explainQuery });
   r.post('/evaluate', async (req, res) => {
     const explain = parse(queries.explainQuery, req.query, 'query').explain === 'true';
-    res.json(await answers.evaluate(principalOf(res), req.body, explain));
+    res.json(await answers.evaluate(principalOf(res), req.body, explain, res.locals.log as Logger));
   });
 
   ctx.routes.add({ method: 'post', path: '/evaluate/batch', tag: 'evaluate', summary: 'Decide many requests, each answered on its own', body: batchBody, query: queries.explainQuery });
@@ -28,7 +29,7 @@ export function evaluateRoutes(ctx: SidecarContext, answers: DecisionAnswers): R
     const principal = principalOf(res);
     const results = requests.map((q) => {
       try {
-        return decideEvaluateRequest(ctx.replica.model, q, explain, principal);
+        return decideEvaluateRequest(ctx.replica.model, q, explain, principal, ctx.clock().getTime());
       } catch (e) {
         if (e instanceof ScopeGateError) return { error: e.toBody().error };
         throw e;

@@ -1,5 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { Router, type Request, type Response } from 'express';
+import type { Logger } from 'pino';
+import { activeDelegation } from '../engine/delegation.ts';
+import { createDelegation } from '../service/delegation.ts';
 import { z } from 'zod';
 import { ScopeGateError } from '../../shared/errors.ts';
 import { hashSecret, newSecret } from '../credentials/secrets.ts';
@@ -138,6 +141,19 @@ export function messagingRoutes(ctx: SidecarContext, tokenIssuer: string): Route
     const input = parse(inputSchemas.tokenCreate, req.body ?? {}, 'body');
     const { a } = actor(req, res);
     if (a.disabled) throw new ScopeGateError('RULE_VIOLATION', 'This actor is disabled.');
+    if (input.onBehalfOf) {
+      // RFC 8693: sub = the principal, act.sub = this actor; only with a delegation grant in force, and never
+      // outliving it.
+      const now = ctx.clock();
+      const principalId = model().subject(input.onBehalfOf.subjectId)?.subjectId ?? input.onBehalfOf.subjectId;
+      const grant = activeDelegation(model(), a.id, principalId, now.getTime());
+      if (!grant) throw new ScopeGateError('FORBIDDEN', 'No delegation grant in force for this actor and principal.', [{ path: 'body.onBehalfOf.subjectId', message: 'no delegation grant' }]);
+      const ttlSeconds = Math.max(1, Math.min(input.ttlSeconds, Math.floor((Date.parse(grant.expiresAt) - now.getTime()) / 1000)));
+      const { token, expiresAt } = await signActorToken(model(), tokenIssuer, { actorId: a.id, tenantId: a.tenantId, ttlSeconds, onBehalfOf: principalId }, now);
+      (res.locals.log as Logger).info({ by: principalOf(res).id, agent: a.id, onBehalfOf: principalId, delegationId: grant.id, expiresAt }, 'delegated token issued');
+      res.status(201).json({ actorId: a.id, onBehalfOf: principalId, delegationId: grant.id, token, tokenType: 'Bearer', expiresAt, mqtt: { username: a.id, password: token } });
+      return;
+    }
     const { token, expiresAt } = await signActorToken(model(), tokenIssuer, { actorId: a.id, tenantId: a.tenantId, ttlSeconds: input.ttlSeconds }, ctx.clock());
     // Issuing a credential is audited like a write (never the token itself); no audit entry, no token.
     await write(req, res, 'actor_token.issue', (tx) => {
@@ -145,6 +161,28 @@ export function messagingRoutes(ctx: SidecarContext, tokenIssuer: string): Route
       tx.note({ kind: 'actorToken', tenantId: current.tenantId, actorId: current.id, expiresAt, ttlSeconds: input.ttlSeconds });
     });
     res.status(201).json({ actorId: a.id, token, tokenType: 'Bearer', expiresAt, mqtt: { username: a.id, password: token } });
+  });
+
+  // Delegation grants (on-behalf-of): created by an admin here, or by the principal itself (delegationSelfService)
+  doc('post', '/actors/{actorId}/delegations', 'actor', 'Let the actor act on behalf of a principal (user or actor of its tenant) for a bounded time', inputSchemas.delegationCreate, 201);
+  r.post(`${BASE}/actors/:actorId/delegations`, async (req, res) => {
+    const input = parse(inputSchemas.delegationCreate, req.body ?? {}, 'body');
+    const { a } = actor(req, res);
+    const { value, revision } = await write(req, res, 'delegation.create', (tx) => createDelegation(tx, a, input.subjectId, input.expiresInSeconds, principalOf(res).id));
+    res.status(201).json({ ...present(value), revision });
+  });
+  doc('get', '/actors/{actorId}/delegations', 'actor', "List an actor's delegation grants");
+  r.get(`${BASE}/actors/:actorId/delegations`, (req, res) => {
+    const { a } = actor(req, res);
+    res.json(list(res, 'delegation', (d) => d.actorId === a.id));
+  });
+  doc('delete', '/actors/{actorId}/delegations/{delegationId}', 'actor', 'Revoke a delegation grant (sessions acting on it close)');
+  r.delete(`${BASE}/actors/:actorId/delegations/:delegationId`, async (req, res) => {
+    const { a } = actor(req, res);
+    const d = model().get('delegation', param(req, 'delegationId'));
+    if (!d || d.actorId !== a.id) throw new ScopeGateError('NOT_FOUND', 'No such delegation grant for this actor.');
+    const { value, revision } = await write(req, res, 'delegation.delete', (tx) => deleteRecord(tx, tx.must('delegation', d.id), false));
+    res.json({ deleted: value.map((x) => ({ kind: x.kind, id: x.id })), revision });
   });
   doc('post', '/actors/{actorId}/secrets', 'actor', 'Issue a secret (shown once, stored hashed)', undefined, 201);
   r.post(`${BASE}/actors/:actorId/secrets`, async (req, res) => {

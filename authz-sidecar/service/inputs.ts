@@ -188,7 +188,17 @@ const definitions = {
   }),
   appPatch: z.strictObject({ name: text(200).optional(), mode: z.enum(['open', 'rbac']).optional(), settings: topicConstraintSchema.nullable().optional() }),
   appActorGrant: z.strictObject({ actorId: id('actor') }),
-  tokenCreate: z.strictObject({ ttlSeconds: z.number().int().min(1).max(31_536_000).default(3600) }),
+  tokenCreate: z.strictObject({
+    ttlSeconds: z.number().int().min(1).max(31_536_000).default(3600),
+    /** RFC 8693 delegation: the token's `sub` is this principal and `act.sub` the agent (needs a delegation grant). */
+    onBehalfOf: z.strictObject({ subjectId: z.string().min(1).max(120) }).optional(),
+  }),
+  delegationCreate: z.strictObject({
+    /** The principal (a user's or an actor's subjectId) the agent may act for. */
+    subjectId: z.string().min(1).max(120),
+    /** Lifetime of the grant; capped at 30 days. */
+    expiresInSeconds: z.number().int().min(1).max(2_592_000).default(86_400),
+  }),
 };
 
 /**
