@@ -16,6 +16,7 @@ import { messagingRoutes } from './routes/messaging.ts';
 import { sessionRoutes } from './routes/sessions.ts';
 import { mqttRoutes } from './routes/mqtt.ts';
 import { delegationSelfService } from './routes/delegation-self-service.ts';
+import { authzenRoutes } from './routes/authzen.ts';
 
 export interface AppDeps extends SidecarContext {
   metrics: SidecarMetrics;
@@ -88,6 +89,9 @@ export function createApp(deps: AppDeps): express.Express {
 
   // The broker API and the JWKS authenticate on their own (BROKER_TOKEN / public), before the admin check.
   app.use(brokerRoutes(deps, { answers: deps.answers, ...(deps.heartbeatMs ? { heartbeatMs: deps.heartbeatMs } : {}) }));
+
+  // AuthZEN 1.0 (its own paths, same bearer auth and engine as /v1/evaluate).
+  app.use(authzenRoutes(deps));
 
   // A principal creating a delegation grant for itself authenticates with its own actor JWT.
   app.post('/v1/organizations/:orgId/projects/:projectId/actors/:actorId/delegations', delegationSelfService(deps, deps.tokenIssuer));
