@@ -71,12 +71,13 @@ export function startProcess(script: string, env: Record<string, string>, ready:
   });
 }
 
+// 60 s: on a shared 2-core machine under load, starting node + tsx alone was measured at ~10 s.
 export async function startSidecarProcess(env: Record<string, string>, nodeArgs: string[] = []) {
-  const p = await startProcess('authz-sidecar/main.ts', { SIDECAR_PORT: '0', SIDECAR_HOST: '127.0.0.1', ...env }, (l) => typeof l.port === 'number' && String(l.msg).includes('listening'), 20_000, nodeArgs);
+  const p = await startProcess('authz-sidecar/main.ts', { SIDECAR_PORT: '0', SIDECAR_HOST: '127.0.0.1', ...env }, (l) => typeof l.port === 'number' && String(l.msg).includes('listening'), 60_000, nodeArgs);
   return { ...p, port: p.readyLine.port as number, url: `http://127.0.0.1:${p.readyLine.port as number}` };
 }
 
 export async function startBrokerProcess(env: Record<string, string>, nodeArgs: string[] = []) {
-  const p = await startProcess('broker/main.ts', { MQTT_PORT: '0', MQTT_WS_PORT: '0', BROKER_METRICS_PORT: '0', MQTT_HOST: '127.0.0.1', ...env }, (l) => typeof l.tcpPort === 'number', 20_000, nodeArgs);
+  const p = await startProcess('broker/main.ts', { MQTT_PORT: '0', MQTT_WS_PORT: '0', BROKER_METRICS_PORT: '0', MQTT_HOST: '127.0.0.1', ...env }, (l) => typeof l.tcpPort === 'number', 60_000, nodeArgs);
   return { ...p, tcpPort: p.readyLine.tcpPort as number, metricsPort: p.readyLine.metricsPort as number, url: `mqtt://127.0.0.1:${p.readyLine.tcpPort as number}` };
 }
