@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import express, { type ErrorRequestHandler, type RequestHandler } from 'express';
-import { ScopeGateError } from '../shared/errors.ts';
 import { sendError } from '../shared/http-error.ts';
 import { authenticateAdmin } from './http/auth.ts';
 import type { DecisionAnswers } from './http/decision-answers.ts';

@@ -1,5 +1,5 @@
 import { ScopeGateClient } from '../client/index.ts';
-import { startBrokerProcess, startSidecarProcess } from '../test/helpers/processes.ts';
+import { startBrokerProcess, startSidecarProcess } from '../scripts/processes.ts';
 import { spawnJson, type JsonChild } from './lib.ts';
 
 export const ADMIN_TOKEN = 'bench-admin-token-0123456789abcdef';

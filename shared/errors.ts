@@ -63,10 +63,7 @@ export function isScopeGateError(e: unknown): e is ScopeGateError {
   return e instanceof ScopeGateError;
 }
 
-/** Shorthands for the errors thrown most often. */
-export const notFound = (kind: string, id: string) =>
-  new ScopeGateError('NOT_FOUND', `${kind} '${truncate(id)}' does not exist.`, [{ message: 'not found', kind, id: truncate(id) }]);
-
+/** Shorthand for the reference error the service throws most often. */
 export const invalidReference = (field: string, kind: string, id: string) =>
   new ScopeGateError('INVALID_REFERENCE', `${field} refers to ${kind} '${truncate(id)}', which does not exist.`, [
     { path: field, message: `no such ${kind}`, id: truncate(id) },

@@ -9,7 +9,7 @@ import {
   type ScopeRecord,
   type StoredRecord,
 } from './records.ts';
-import { identitiesOf, referencesOf } from './references.ts';
+import { referencesOf } from './references.ts';
 
 /**
  * The in-memory, indexed copy of the store that every decision is computed from. It is only ever changed by
@@ -37,12 +37,6 @@ export class PolicyModel {
   private readonly rolePermissionOverrides = new Map<string, Map<string, RolePermissionOverrideRecord>>();
   /** Unique keys (e.g. slug among siblings) → record id. */
   private readonly uniqueKeys = new Map<string, string>();
-
-  static fromSnapshot(snapshot: Snapshot): PolicyModel {
-    const model = new PolicyModel();
-    model.load(snapshot);
-    return model;
-  }
 
   load(snapshot: Snapshot): void {
     this.records.clear();
