@@ -11,6 +11,8 @@ import { startSidecar, type TestSidecar } from './helpers/sidecar.ts';
 async function race(sidecars: TestSidecar[], count: number, request: (s: TestSidecar, i: number) => Promise<{ status: number; body: any }>) {
   const results = await Promise.all(Array.from({ length: count }, (_, i) => request(sidecars[i % sidecars.length]!, i)));
   return {
+    /** The newest revision any accepted write reported. */
+    revision: Math.max(0, ...results.filter((r) => r.status === 201).map((r) => r.body.revision as number)),
     created: results.filter((r) => r.status === 201).length,
     refused: results.filter((r) => r.status === 409 && r.body.error.code === 'LIMIT_EXCEEDED').length,
     other: results.filter((r) => r.status !== 201 && !(r.status === 409 && r.body.error.code === 'LIMIT_EXCEEDED')),
@@ -25,13 +27,9 @@ async function checkLimits(sidecars: TestSidecar[], label: string) {
   expect(ws.other).toEqual([]);
   expect(ws.created).toBe(5);
   expect(ws.refused).toBe(25);
-  for (const x of sidecars) {
-    const list = await x.ok('GET', `/v1/workspaces?tenantId=${tenant.id}`);
-    // Another sidecar may be a few ms behind; ask it to be at least as fresh as the last write.
-    await x.ok('POST', '/v1/evaluate', { actor: { subjectId: 'subject_none', subjectType: 'user' }, scopeId: tenant.scopeId, action: 'read', resource: { resourceType: 'x' }, consistency: { atLeastAsFresh: list.revision } });
-  }
-  const listed = await s.ok('GET', `/v1/workspaces?tenantId=${tenant.id}`);
-  expect(listed.data).toHaveLength(5);
+  // Every sidecar, once it has applied the newest accepted write, must list exactly the limit: a replica that
+  // saw a sixth workspace (or missed one) would show here.
+  await expectOnEverySidecar(sidecars, ws.revision, `/v1/workspaces?tenantId=${tenant.id}`, 5, tenant.scopeId);
 
   const users = await race(sidecars, 20, (x, i) =>
     x.api('POST', '/v1/users', { kindeId: `kp_${label}_${i}`, email: `u${i}@${label}.example`, defaultTenantId: tenant.id }),
@@ -39,6 +37,17 @@ async function checkLimits(sidecars: TestSidecar[], label: string) {
   expect(users.other).toEqual([]);
   expect(users.created).toBe(3);
   expect(users.refused).toBe(17);
+  await expectOnEverySidecar(sidecars, users.revision, `/v1/users?defaultTenantId=${tenant.id}`, 3, tenant.scopeId);
+}
+
+async function expectOnEverySidecar(sidecars: TestSidecar[], revision: number, listPath: string, count: number, scopeId: string) {
+  for (const x of sidecars) {
+    // Wait (bounded, NOT_FRESH_ENOUGH otherwise) until this sidecar has applied `revision`.
+    await x.ok('POST', '/v1/evaluate', { actor: { subjectId: 'subject_none', subjectType: 'user' }, scopeId, action: 'read', resource: { resourceType: 'x' }, consistency: { atLeastAsFresh: revision } });
+    const listed = await x.ok('GET', listPath);
+    expect(listed.revision).toBeGreaterThanOrEqual(revision);
+    expect(listed.data).toHaveLength(count);
+  }
 }
 
 describe('tenant limits under concurrency', () => {
