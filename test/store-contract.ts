@@ -251,9 +251,12 @@ export function policyStoreContract(name: string, make: () => Promise<MadeStore>
       const other = await sibling();
       const seen: ChangeEvent[] = [];
       const stop = store.watch((e) => seen.push(e));
-      // Make sure the watch has taken its starting point before committing elsewhere.
-      await store.ping();
-      await new Promise((r) => setTimeout(r, 50));
+      // Commits through another instance are delivered once the watch has taken its starting point.
+      await stop.ready;
+      // A second watcher that stays on: it sees the sentinel commit after the stopped one's last chance.
+      const sentinelSeen: number[] = [];
+      const stopSentinel = store.watch((e) => sentinelSeen.push(e.seq));
+      await stopSentinel.ready;
 
       await other.commit(commitOf({ puts: [tenant(1)] }));
       await store.commit(commitOf({ puts: [role(1, 1)] }));
@@ -265,8 +268,13 @@ export function policyStoreContract(name: string, make: () => Promise<MadeStore>
 
       stop();
       await other.commit(commitOf({ puts: [tenant(2)] }));
-      await new Promise((r) => setTimeout(r, 300));
-      expect(seen).toHaveLength(3);
+      // Sentinel: once the watcher still on has seen the commit after tenant(2), the stopped one would have
+      // seen tenant(2) by then if it still listened (events arrive in seq order).
+      await other.commit(commitOf({ puts: [tenant(3)] }));
+      await waitFor(() => sentinelSeen.includes(5));
+      expect(sentinelSeen).toEqual([1, 2, 3, 4, 5]);
+      expect(seen.map((e) => e.seq)).toEqual([1, 2, 3]);
+      stopSentinel();
     });
 
     it('delivers the same events to several watchers', async () => {
@@ -274,7 +282,7 @@ export function policyStoreContract(name: string, make: () => Promise<MadeStore>
       const b: number[] = [];
       const stopA = store.watch((e) => a.push(e.seq));
       const stopB = store.watch((e) => b.push(e.seq));
-      await store.ping();
+      await Promise.all([stopA.ready, stopB.ready]);
       for (let i = 1; i <= 5; i++) await store.commit(commitOf({ puts: [tenant(i)] }));
       await waitFor(() => a.length >= 5 && b.length >= 5);
       expect(a).toEqual([1, 2, 3, 4, 5]);

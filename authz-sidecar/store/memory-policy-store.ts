@@ -8,6 +8,7 @@ import {
   type CommitResult,
   type PolicyStore,
   type Snapshot,
+  type Unwatch,
 } from './policy-store.ts';
 
 export interface MemoryPolicyStoreOptions {
@@ -79,9 +80,10 @@ export class MemoryPolicyStore implements PolicyStore {
     return this.changes.filter((c) => c.seq > seq);
   }
 
-  watch(listener: (event: ChangeEvent) => void): () => void {
+  watch(listener: (event: ChangeEvent) => void): Unwatch {
     this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    // Listeners are called synchronously at commit: the starting point is taken at once.
+    return Object.assign(() => void this.listeners.delete(listener), { ready: Promise.resolve() });
   }
 
   async audit(query: AuditQuery): Promise<AuditEntry[]> {

@@ -23,13 +23,20 @@ export interface PolicyStore {
    * Calls `listener` for every change committed from now on, by any process sharing the store, in seq
    * order. A listener may see an event it already applied (after a catch-up); seq tells.
    */
-  watch(listener: (event: ChangeEvent) => void): () => void;
+  watch(listener: (event: ChangeEvent) => void): Unwatch;
   /** Newest first, at most `limit`, only entries with seq < `before` when given. */
   audit(query: AuditQuery): Promise<AuditEntry[]>;
   /** Resolves when the store answers; rejects with STORE_UNAVAILABLE otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;
 }
+
+/**
+ * Stops a watch. `ready` resolves once the watch has taken its starting point: every commit made after it
+ * resolves, through any instance sharing the store, is delivered. (Commits made through the same instance
+ * after watch() returned are delivered even before that.)
+ */
+export type Unwatch = (() => void) & { readonly ready: Promise<void> };
 
 export interface Snapshot {
   seq: number;

@@ -11,6 +11,7 @@ import {
   type CommitResult,
   type PolicyStore,
   type Snapshot,
+  type Unwatch,
 } from './policy-store.ts';
 
 /**
@@ -119,6 +120,8 @@ type StreamEntry = [id: string, fields: string[]];
 interface Watcher {
   stopped: boolean;
   conn: RedisConnection | null;
+  /** Resolves the watch's `ready`: its starting point (the stream id to read after) is known. */
+  started: () => void;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -277,16 +280,21 @@ export class RedisPolicyStore implements PolicyStore {
     });
   }
 
-  watch(listener: (event: ChangeEvent) => void): () => void {
-    const watcher: Watcher = { stopped: false, conn: null };
-    if (this.closed) return () => {};
+  watch(listener: (event: ChangeEvent) => void): Unwatch {
+    let started!: () => void;
+    const ready = new Promise<void>((resolve) => (started = resolve));
+    const watcher: Watcher = { stopped: false, conn: null, started };
+    if (this.closed) {
+      started();
+      return Object.assign(() => {}, { ready });
+    }
     this.watchers.add(watcher);
     // Issued now, on the main connection: every commit sent after watch() through this client is ordered
     // after this read, so its event is delivered.
     const startSeq = this.redis.get(this.keys.seq);
     startSeq.catch(() => {});
     void this.runWatch(watcher, startSeq, listener).catch(() => {});
-    return () => this.stopWatcher(watcher);
+    return Object.assign(() => this.stopWatcher(watcher), { ready });
   }
 
   private stopWatcher(watcher: Watcher): void {
@@ -308,13 +316,17 @@ export class RedisPolicyStore implements PolicyStore {
     } catch {
       lastId = null;
     }
-    if (watcher.stopped) return;
+    if (lastId !== null) watcher.started();
+    if (watcher.stopped) return watcher.started();
     const conn = this.redis.duplicate() as RedisConnection;
     conn.on('error', () => {});
     watcher.conn = conn;
     while (!watcher.stopped) {
       try {
-        if (lastId === null) lastId = `${Number((await conn.get(this.keys.seq)) ?? 0)}-1`;
+        if (lastId === null) {
+          lastId = `${Number((await conn.get(this.keys.seq)) ?? 0)}-1`;
+          watcher.started();
+        }
         const res = (await conn.xread('COUNT', 1000, 'BLOCK', 1000, 'STREAMS', this.keys.changes, lastId)) as
           | [string, StreamEntry[]][]
           | null;
