@@ -16,6 +16,8 @@ import { sessionRoutes } from './routes/sessions.ts';
 import { mqttRoutes } from './routes/mqtt.ts';
 import { delegationSelfService } from './routes/delegation-self-service.ts';
 import { authzenRoutes } from './routes/authzen.ts';
+import { consoleRoutes } from './routes/console.ts';
+import { whoamiRoutes } from './routes/whoami.ts';
 
 export interface AppDeps extends SidecarContext {
   metrics: SidecarMetrics;
@@ -76,6 +78,9 @@ export function createApp(deps: AppDeps): express.Express {
     res.send(await deps.metrics.registry.metrics());
   });
 
+  // The console's pages and files are public (it signs in with a token the user types; nothing secret is served).
+  app.use(consoleRoutes(deps));
+
   app.use(express.json({ limit: '1mb', type: () => true }));
 
   const openapi = () => buildOpenApi(deps.routes.all());
@@ -106,6 +111,7 @@ export function createApp(deps: AppDeps): express.Express {
   v1.use(messagingRoutes(deps, deps.tokenIssuer));
   v1.use(sessionRoutes(deps));
   v1.use(mqttRoutes(deps));
+  v1.use(whoamiRoutes(deps));
   app.use('/v1', v1);
 
   app.use(((req, res, next) => {

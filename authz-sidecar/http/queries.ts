@@ -6,7 +6,7 @@ export const queries = {
     limit: z.coerce.number().int().min(1).max(1000).default(100),
     cursor: z.string().max(200).optional(),
   }),
-  deleteQuery: z.object({ cascade: z.enum(['true', 'false']).optional() }),
+  deleteQuery: z.object({ cascade: z.enum(['true', 'false']).optional(), dryRun: z.enum(['true', 'false']).optional() }),
   explainQuery: z.object({ explain: z.enum(['true', 'false']).optional() }),
   auditQuery: z.object({
     limit: z.coerce.number().int().min(1).max(1000).default(100),

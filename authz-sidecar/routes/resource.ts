@@ -134,13 +134,18 @@ export function mountResource<K extends RecordKind, C extends z.ZodType, B exten
   }
 
   if (spec.deletable !== false) {
-    ctx.routes.add({ method: 'delete', path: `${path}/{id}`, tag: name, summary: `Delete a ${name} (?cascade=true to delete its dependents)`, query: queries.deleteQuery });
+    ctx.routes.add({ method: 'delete', path: `${path}/{id}`, tag: name, summary: `Delete a ${name} (?cascade=true to delete its dependents; ?dryRun=true lists what would be deleted)`, query: queries.deleteQuery });
     router.delete(`${path}/:id`, async (req, res) => {
       const query = parse(queries.deleteQuery, req.query, 'query');
       findVisible(ctx, res, kind, String(req.params.id), name);
-      const { value, revision } = await ctx.writer.write(writeContext(req, res), `${name}.delete`, (tx) =>
-        deleteRecord(tx, tx.must(kind, String(req.params.id)), query.cascade === 'true'),
-      );
+      const build = (tx: Tx) => deleteRecord(tx, tx.must(kind, String(req.params.id)), query.cascade === 'true');
+      if (query.dryRun === 'true') {
+        // What the delete would remove (a cascade's whole list), checked like the real one, nothing changed.
+        const value = ctx.writer.preview(writeContext(req, res), build);
+        res.json({ deleted: value.map((r) => ({ kind: r.kind, id: r.id })), dryRun: true, revision: ctx.replica.seq });
+        return;
+      }
+      const { value, revision } = await ctx.writer.write(writeContext(req, res), `${name}.delete`, build);
       res.json({ deleted: value.map((r) => ({ kind: r.kind, id: r.id })), revision });
     });
   }

@@ -40,6 +40,17 @@ export class Writer {
     return run;
   }
 
+  /**
+   * Builds the write against the current model and checks it (the guard included) without committing:
+   * what it would do, e.g. every record a cascade delete would remove. Nothing is stored or audited.
+   */
+  preview<T>(ctx: WriteContext, build: (tx: Tx) => T): T {
+    const tx = new Tx(this.replica.model, this.clock().toISOString());
+    const value = build(tx);
+    ctx.guard?.(tx);
+    return value;
+  }
+
   private async attempt<T>(ctx: WriteContext, action: string, build: (tx: Tx) => T): Promise<WriteResult<T>> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const tx = new Tx(this.replica.model, this.clock().toISOString());
