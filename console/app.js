@@ -396,7 +396,7 @@ function CreateActor({ base, scopes, onDone }) {
   const { error, busy, run } = useAction();
   return html`<form class="inline" onSubmit=${(e) => { e.preventDefault(); run(async () => { await api('POST', `${base}/actors`, { name, kind, accessScopeId: scopeId || null }); setName(''); onDone(); }); }}>
     <label>Actor name<input name="actor-name" required value=${name} onInput=${(e) => setName(e.currentTarget.value)} /></label>
-    <label>Kind<select name="actor-kind" value=${kind} onChange=${(e) => setKind(e.currentTarget.value)}><option>device</option><option>agent</option><option>service</option></select></label>
+    <label>Kind<select name="actor-kind" value=${kind} onChange=${(e) => setKind(e.currentTarget.value)}><option value="device">device</option><option value="agent">agent</option><option value="service">service</option></select></label>
     <label>Access scope<select name="actor-scope" value=${scopeId} onChange=${(e) => setScopeId(e.currentTarget.value)}><option value="">(project level)</option>${scopes.map((s) => html`<option value=${s.id}>${s.name}</option>`)}</select></label>
     <button class="primary" type="submit" disabled=${busy}>Create actor</button></form><${ErrorBox} error=${error} />`;
 }
@@ -501,7 +501,7 @@ function MqttExplain() {
     <form class="inline" onSubmit=${(e) => { e.preventDefault(); run(async () => setAnswer(await api('POST', '/v1/mqtt/explain', { actorId, topic, action }))); }}>
       <label>Actor id<input name="mqtt-actor" required value=${actorId} onInput=${(e) => setActorId(e.currentTarget.value)} /></label>
       <label>Topic<input name="mqtt-topic" required value=${topic} onInput=${(e) => setTopic(e.currentTarget.value)} /></label>
-      <label>Action<select name="mqtt-action" value=${action} onChange=${(e) => setAction(e.currentTarget.value)}><option>publish</option><option>subscribe</option></select></label>
+      <label>Action<select name="mqtt-action" value=${action} onChange=${(e) => setAction(e.currentTarget.value)}><option value="publish">publish</option><option value="subscribe">subscribe</option></select></label>
       <button class="primary" type="submit" disabled=${busy}>Explain</button>
     </form>
     <${ErrorBox} error=${error} />
@@ -525,7 +525,7 @@ function EvaluateExplain() {
   return html`<section class="card" aria-labelledby="ev-h"><h3 id="ev-h">May subject S do A on R at scope X?</h3>
     <form class="inline" onSubmit=${submit}>
       ${field('subjectId', 'Subject id')}
-      <label>Subject type<select name="eval-subjectType" value=${f.subjectType} onChange=${(e) => setF({ ...f, subjectType: e.currentTarget.value })}><option>user</option><option>actor</option></select></label>
+      <label>Subject type<select name="eval-subjectType" value=${f.subjectType} onChange=${(e) => setF({ ...f, subjectType: e.currentTarget.value })}><option value="user">user</option><option value="actor">actor</option></select></label>
       ${field('scopeId', 'Scope id')}${field('action', 'Action')}${field('resourceType', 'Resource type')}${field('resourceId', 'Resource id (optional)')}
       <button class="primary" type="submit" disabled=${busy}>Explain</button>
     </form>

@@ -19,6 +19,7 @@ export function consoleRoutes(ctx: SidecarContext): Router {
   const vendor = readFileSync(VENDOR_FILE);
   ctx.routes.add({ method: 'get', path: '/console', tag: 'console', summary: 'The admin console (HTML; signs in with the admin token or an API key)', root: true, public: true });
   ctx.routes.add({ method: 'get', path: '/console/{file}', tag: 'console', summary: "The console's static files", root: true, public: true });
+  ctx.routes.add({ method: 'get', path: '/console/vendor/preact-htm.js', tag: 'console', summary: 'preact + hooks + htm as one ES module (from the htm package)', root: true, public: true });
   r.use('/console', (_req, res, next) => {
     res.setHeader('content-security-policy', "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
     res.setHeader('x-content-type-options', 'nosniff');
