@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --only=open,rbac,rbacNewTopic,newTopic,connect,evaluate,engine,scale,revocation]`
+ * `npm run bench [-- --quick] [-- --only=open,rbac,rbacNewTopic,newTopic,connect,evaluate,engine,scale,revocation,redisWildcards]`
  *
  * Measures every figure of SPEC §6 side by side in one run: ScopeGate (sidecar + broker processes, as
  * shipped) against plain Aedes 1.x with no hooks (same options, started here), driven by the same load
@@ -14,6 +14,7 @@ import { buildConnectClients, buildPubSubWorld, runConnect, runPubSub, type Conn
 import { runEngineComparison, runInProcessScale } from './engine-scenarios.ts';
 import { loadEvaluate, runEvaluateHttp, startScaleSidecar, type HttpEvaluateResult } from './evaluate-http.ts';
 import { runRevocation } from './revocation.ts';
+import { runWildcardRouting } from './redis-wildcards.ts';
 import { startPlainAedes, startScopeGate } from './system.ts';
 import { findMosquitto, startMosquitto, type RunningMosquitto } from './mosquitto.ts';
 import { runMqttJs, type MqttJsResult } from './mqttjs-shape.ts';
@@ -264,6 +265,13 @@ async function main() {
     const r = await runRevocation(settings.revocations);
     figures.revocation = r;
     rows.push({ figure: `revocation ms p50/p99 (${r.count} revocations)`, scopegate: `${round(r.p50Ms)}/${round(r.p99Ms)}`, baseline: '—', ratio: null, target: 'p99 ≤ 100 ms', met: r.p99Ms <= 100 });
+  }
+
+  if (wants('redisWildcards')) {
+    log('wildcard routing cost through Redis (two brokers, one Redis)');
+    const r = await runWildcardRouting(quick ? 1_500 : 4_000);
+    figures.redisWildcards = r;
+    rows.push({ figure: `quiet tenant msgs/s across 2 brokers on Redis while another holds ${r.wildcardFilters.toLocaleString('en')} wildcard filters`, scopegate: `${round(r.withWildcardsMsgsPerSecond, 0)}`, baseline: `${round(r.aloneMsgsPerSecond, 0)} (alone)`, ratio: round(r.ratio, 3), target: '≥ 0.9 ×', met: r.ratio >= 0.9 });
   }
 
   const machine = { cores: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', memoryGiB: round(totalmem() / 2 ** 30, 1), node: process.version, platform: `${process.platform}/${process.arch}` };
