@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --only=open,rbac,rbacNewTopic,newTopic,connect,evaluate,engine,scale,revocation,redisWildcards]`
+ * `npm run bench [-- --quick] [-- --only=open,rbac,rbacNewTopic,newTopic,connect,evaluate,engine,scale,revocation,redisWildcards,slowConsumer]`
  *
  * Measures every figure of SPEC §6 side by side in one run: ScopeGate (sidecar + broker processes, as
  * shipped) against plain Aedes 1.x with no hooks (same options, started here), driven by the same load
@@ -15,6 +15,7 @@ import { runEngineComparison, runInProcessScale } from './engine-scenarios.ts';
 import { loadEvaluate, runEvaluateHttp, startScaleSidecar, type HttpEvaluateResult } from './evaluate-http.ts';
 import { runRevocation } from './revocation.ts';
 import { runWildcardRouting } from './redis-wildcards.ts';
+import { runSlowConsumer } from './slow-consumer.ts';
 import { startPlainAedes, startScopeGate } from './system.ts';
 import { findMosquitto, startMosquitto, type RunningMosquitto } from './mosquitto.ts';
 import { runMqttJs, type MqttJsResult } from './mqttjs-shape.ts';
@@ -265,6 +266,12 @@ async function main() {
     const r = await runRevocation(settings.revocations);
     figures.revocation = r;
     rows.push({ figure: `revocation ms p50/p99 (${r.count} revocations)`, scopegate: `${round(r.p50Ms)}/${round(r.p99Ms)}`, baseline: '—', ratio: null, target: 'p99 ≤ 100 ms', met: r.p99Ms <= 100 });
+  }
+  if (wants('slowConsumer')) {
+    log('a quiet tenant’s latency with and without a stalled subscriber of another tenant');
+    const r = await runSlowConsumer({ rounds: quick ? 2 : 4, durationMs: quick ? 1_500 : 3_000 });
+    figures.slowConsumer = r;
+    rows.push({ figure: 'quiet tenant QoS 0 latency p99 ms, another tenant’s subscriber stalled vs not (p50 in brackets)', scopegate: `${r.stalledP99Ms} (${r.stalledP50Ms})`, baseline: `${r.withoutP99Ms} (${r.withoutP50Ms}) not stalled`, ratio: r.ratio, target: '≤ 1.5 ×', met: r.ratio <= 1.5 });
   }
 
   if (wants('redisWildcards')) {

@@ -241,6 +241,29 @@ export function forgetClientsClosedBeforeRegistration(aedes: Aedes): void {
 // 6. Connection details.
 
 /**
+ * Makes Aedes' writes to this connection never wait for 'drain'. Why: Aedes writes a delivery with
+ * `mqtt.writeToStream(packet, conn)` and, when the socket's buffer is over its high-water mark, waits for
+ * 'drain' (up to `drainTimeout`, 60 s) before calling back; its emitter delivers at most `concurrency` (100)
+ * messages at once for *all* clients and waits with it, so one client that stops reading froze delivery for
+ * every tenant. With the wrapper the emitter moves on at once, and the connection's own buffer is bounded by
+ * ScopeGate instead (authorizeForward checks `outgoingBytes` before each delivery; see slow-consumers.ts).
+ * Relies on: lib/write.js waiting only when `writeToStream` returns false, which returns the last
+ * `conn.write` result.
+ */
+export function neverWaitForDrain(conn: { write: (...args: never[]) => boolean }): void {
+  const write = conn.write.bind(conn) as (...args: never[]) => boolean;
+  conn.write = (...args: never[]) => {
+    write(...args);
+    return true;
+  };
+}
+
+/** Bytes written to the client's connection and not yet flushed to the network (its outgoing buffer). */
+export function outgoingBytes(client: Client): number {
+  return (client.conn as { writableLength?: number }).writableLength ?? 0;
+}
+
+/**
  * The client's remote address: for WebSocket connections Aedes puts what it parsed from the upgrade request
  * in `client.connDetails` (undocumented); for TCP the socket has `remoteAddress`.
  */

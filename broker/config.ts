@@ -41,6 +41,12 @@ export interface BrokerConfig {
    * every four intervals.
    */
   heartbeatMs: number;
+  /**
+   * Bound of one connection's outgoing buffer (bytes written to it and not yet taken by the client). Full: its
+   * QoS 0 deliveries are dropped, and a QoS 1/2 delivery disconnects it (a persistent session keeps the
+   * message queued). A client that stops reading never delays any other.
+   */
+  maxOutgoingBytes: number;
   logLevel: string;
   /** Safe defaults with no configuration (README: Limits); the scope tree's `limits` override the per-session ones. */
   limitDefaults: Readonly<LimitDefaults>;
@@ -73,6 +79,7 @@ export function loadBrokerConfig(env: NodeJS.ProcessEnv = process.env): Readonly
     retainedMessagesPerTenant: intFrom(env.MQTT_RETAINED_MESSAGES_PER_TENANT, 10_000, 'MQTT_RETAINED_MESSAGES_PER_TENANT', 0, 100_000_000, problems),
     retainedBytesPerTenant: intFrom(env.MQTT_RETAINED_BYTES_PER_TENANT, 67_108_864, 'MQTT_RETAINED_BYTES_PER_TENANT', 0, 2 ** 40, problems),
   });
+  const maxOutgoingBytes = intFrom(env.MQTT_MAX_OUTGOING_BYTES, 1_048_576, 'MQTT_MAX_OUTGOING_BYTES', 65_536, 1_073_741_824, problems);
   const heartbeatMs = intFrom(env.BROKER_HEARTBEAT_MS, 60_000, 'BROKER_HEARTBEAT_MS', 100, 3_600_000, problems);
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({
@@ -92,6 +99,7 @@ export function loadBrokerConfig(env: NodeJS.ProcessEnv = process.env): Readonly
     sidecarTimeoutMs,
     decisionCacheSize,
     heartbeatMs,
+    maxOutgoingBytes,
     logLevel,
   });
 }

@@ -88,6 +88,7 @@ export function createBrokerMetrics() {
     connectRechecks: new Counter({ name: 'scopegate_broker_connect_rechecks_total', help: 'Sessions re-decided right after CONNECT because a change heard meanwhile concerned their grant', registers: [registry] }),
     qos0Dropped: new Counter({ name: 'scopegate_broker_qos0_dropped_total', help: 'QoS 0 messages dropped because Redis could not route them (outage)', registers: [registry] }),
     redisUp: new Gauge({ name: 'scopegate_broker_redis_up', help: '1 while every Redis connection of this broker is usable (Redis mode)', registers: [registry] }),
+    slowConsumerDrops: new Counter({ name: 'scopegate_broker_slow_consumer_drops_total', help: 'QoS 0 deliveries dropped because the receiving connection’s outgoing buffer was full', registers: [registry] }),
     subscriptionsDropped: new Counter({ name: 'scopegate_broker_subscriptions_dropped_total', help: 'Subscriptions dropped after a policy change', registers: [registry] }),
   };
 }

@@ -11,7 +11,7 @@ import pino, { type Logger } from 'pino';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { sendError } from '../shared/http-error.ts';
 import { redisTargetFrom } from '../shared/redis-target.ts';
-import { checkAedesVersions, destroyPersistence, forgetClientsClosedBeforeRegistration, keepStoredTopicsInternal, limitOfflineQueues, subscriptionsOf, redisOutgoingKey, tolerateUnknownPubrec } from './aedes-internals.ts';
+import { checkAedesVersions, destroyPersistence, forgetClientsClosedBeforeRegistration, keepStoredTopicsInternal, limitOfflineQueues, neverWaitForDrain, subscriptionsOf, redisOutgoingKey, tolerateUnknownPubrec } from './aedes-internals.ts';
 import { LimitCounters } from './limits/limit-counters.ts';
 import { OfflineQueues } from './limits/offline-queues.ts';
 import { RetainedQuota } from './limits/retained-quota.ts';
@@ -27,6 +27,7 @@ import { createRedisMode } from './redis-mode.ts';
 import { createBrokerMetrics } from './metrics.ts';
 import { SessionControl } from './session-control.ts';
 import { SessionRegistry } from './session-registry.ts';
+import { SlowConsumers } from './slow-consumers.ts';
 import { redisClaim, SharedGroups } from './shared-subscriptions.ts';
 import { SidecarClient } from './sidecar-client.ts';
 import { listenOn } from '../shared/listen.ts';
@@ -94,7 +95,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
       authorizePublish(context, (message) => new Promise((resolve, reject) => aedes.publish(message as never, (err?: Error) => (err ? reject(err) : resolve())))),
     ),
     authorizeSubscribe: authorizeSubscribe(context),
-    authorizeForward: authorizeForward(context),
+    authorizeForward: authorizeForward(context, new SlowConsumers(config.maxOutgoingBytes, metrics, logger)),
     // The internal topic adds the mount (2 levels) and the namespace to what a client writes (≤ 16 levels).
     maxTopicLevels: 100,
     heartbeatInterval: config.heartbeatMs,
@@ -146,7 +147,11 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
   live.start();
 
   // No Nagle: MQTT messages are small and latency matters more than packing them into fewer segments.
-  const tcp = createNetServer({ noDelay: true }, (socket) => aedes.handle(socket));
+  // Writes never wait for a slow reader (each connection's buffer is bounded instead: slow-consumers.ts).
+  const tcp = createNetServer({ noDelay: true }, (socket) => {
+    neverWaitForDrain(socket);
+    aedes.handle(socket);
+  });
   const tcpPort = await listenOn(tcp, config.mqttPort, config.host, 'MQTT_PORT');
 
   const http = createHttpServer((_req, res) => {
@@ -159,6 +164,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
   wss.on('connection', (ws, req) => {
     const stream = createWebSocketStream(ws);
     stream.on('error', () => stream.destroy());
+    neverWaitForDrain(stream);
     aedes.handle(stream, req);
   });
   const wsPort = await listenOn(http, config.wsPort, config.host, 'MQTT_WS_PORT');

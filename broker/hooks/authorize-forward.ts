@@ -1,6 +1,7 @@
 import type { AuthorizeForwardHandler } from 'aedes';
 import { rememberStoredTopic, subscriptionQos } from '../aedes-internals.ts';
 import type { BrokerContext } from '../context.ts';
+import type { SlowConsumers } from '../slow-consumers.ts';
 import { stateOf } from '../session-registry.ts';
 import { deliveredInternalTopic } from '../shared-subscriptions.ts';
 import { decideForward } from '../session-state.ts';
@@ -18,7 +19,7 @@ import { decideForward } from '../session-state.ts';
  * here is internal, and the client's view is always derived from it. A topic that is not internal (it does
  * not start with `$`, as every internal topic does and no client topic may) is never delivered.
  */
-export function authorizeForward(ctx: BrokerContext): AuthorizeForwardHandler {
+export function authorizeForward(ctx: BrokerContext, slow: SlowConsumers): AuthorizeForwardHandler {
   const hot = ctx.metrics.hot;
   return (client, packet) => {
     const state = stateOf(client);
@@ -29,6 +30,8 @@ export function authorizeForward(ctx: BrokerContext): AuthorizeForwardHandler {
     const viaGroup = internal.charCodeAt(3) === 115 /* the s of $sgshare (internal topics are $sg/...) */ ? deliveredInternalTopic(internal) : null;
     const topic = decideForward(state, viaGroup ?? internal);
     if (topic === null) return null;
+    // A client that does not read what it is sent is bounded by its own buffer (slow-consumers.ts).
+    if (slow.full(client) && !slow.overflow(client, packet.qos)) return null;
     hot.messagesOut++;
     rememberStoredTopic(client, packet);
     packet.topic = topic;
