@@ -1,6 +1,6 @@
 import type { AppGrant, SessionGrant } from '../shared/broker-wire.ts';
 import { DecisionCache } from './decision-cache.ts';
-import { filterCovers, mqttMatch, reserveFor, toClient, type TopicReserve, type TopicView } from '../shared/topic.ts';
+import { anyFilterAllows, filterCovers, mqttMatch, reserveFor, toClient, type TopicReserve, type TopicView } from '../shared/topic.ts';
 import { UNCONSTRAINED, widerConstraint, type ResolvedConstraint } from '../shared/limits.ts';
 import type { SessionLimitState } from './limits/session-limits.ts';
 import { decideTopic, type Refusal as TopicDecisionRefusal } from '../shared/topic-decision.ts';
@@ -110,7 +110,11 @@ function forwardTopic(state: SessionState, internalTopic: string): string | null
   if (clientTopic === null) return null;
   const slash = clientTopic.indexOf('/');
   const app = state.apps.get(slash < 0 ? clientTopic : clientTopic.slice(0, slash));
-  return app ? clientTopic : null;
+  if (!app) return null;
+  // `rbac` apps: only what a subscribe permission of today allows is delivered — also a message queued for a
+  // persistent session under a subscription made before the permission was revoked.
+  if (app.mode === 'rbac' && !anyFilterAllows(app.subscribe, clientTopic, 'name')) return null;
+  return clientTopic;
 }
 
 /**
