@@ -5,6 +5,7 @@ import { authenticateAdmin } from './http/auth.ts';
 import type { DecisionAnswers } from './http/decision-answers.ts';
 import { toClientError } from './http/error-response.ts';
 import { buildOpenApi } from './http/openapi.ts';
+import * as responses from './http/responses.ts';
 import { unmatchedRoute } from './http/unmatched-route.ts';
 import type { SidecarMetrics } from './metrics.ts';
 import type { SidecarContext } from './routes/context.ts';
@@ -53,14 +54,14 @@ export function createApp(deps: AppDeps): express.Express {
     next();
   }) as RequestHandler);
 
-  for (const [path, summary] of [
-    ['/healthz', 'Liveness'],
-    ['/readyz', 'Readiness: 503 while the store is unreachable'],
-    ['/metrics', 'Prometheus metrics'],
-    ['/openapi.json', 'This OpenAPI document'],
-    ['/v1/openapi.json', 'This OpenAPI document'],
+  for (const [path, summary, response, contentType] of [
+    ['/healthz', 'Liveness', responses.health, undefined],
+    ['/readyz', 'Readiness: 503 while the store is unreachable', responses.readiness, undefined],
+    ['/metrics', 'Prometheus metrics', responses.metricsText, 'text/plain'],
+    ['/openapi.json', 'This OpenAPI document', responses.openApiDocument, undefined],
+    ['/v1/openapi.json', 'This OpenAPI document', responses.openApiDocument, undefined],
   ] as const) {
-    deps.routes.add({ method: 'get', path, tag: 'operations', summary, root: true, public: true });
+    deps.routes.add({ method: 'get', path, tag: 'operations', summary, root: true, public: true, response, ...(contentType ? { contentType } : {}) });
   }
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });

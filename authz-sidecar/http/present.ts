@@ -1,4 +1,17 @@
-import type { StoredRecord } from '../model/records.ts';
+import type { ActorKind, ActorRecord, AppRecord, ScopeRecord, StoredRecord, TenantRecord } from '../model/records.ts';
+
+type Hidden = 'kind' | 'hash' | 'privateJwk';
+
+/** The API's view of a record type: what present() returns for it (documented in http/responses.ts). */
+export type Presented<R extends StoredRecord> = R extends TenantRecord
+  ? Omit<R, Hidden | 'tenantKind'> & { kind: string }
+  : R extends ActorRecord
+    ? Omit<R, Hidden | 'actorKind'> & { kind: ActorKind; actorId: string }
+    : R extends ScopeRecord
+      ? Omit<R, Hidden> & { accessScopeId?: string }
+      : R extends AppRecord
+        ? Omit<R, Hidden> & { appId: string }
+        : Omit<R, Hidden>;
 
 /**
  * How a stored record looks in an API response: internal fields dropped, secrets never included, and the

@@ -2,9 +2,13 @@ import { Router, type RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import {
   connectBatchRequestSchema,
+  connectBatchResponseSchema,
   connectRequestSchema,
+  connectResponseSchema,
   refreshRequestSchema,
+  refreshResponseSchema,
   ledgerReportSchema,
+  ledgerReportResponseSchema,
   type DisconnectEvent,
   type LedgerReport,
   type LedgerReportResponse,
@@ -16,6 +20,7 @@ import { jwks } from '../credentials/signing-keys.ts';
 import { inputsOfChange } from '../engine/grant-inputs.ts';
 import { sessionGrantFor } from '../engine/session-grant.ts';
 import { authenticateBroker } from '../http/auth.ts';
+import * as responses from '../http/responses.ts';
 import type { DecisionAnswers } from '../http/decision-answers.ts';
 import { parse } from '../http/validate.ts';
 import type { PolicyModel } from '../model/policy-model.ts';
@@ -41,7 +46,7 @@ export function brokerRoutes(ctx: SidecarContext, options: BrokerRouteOptions): 
   const heartbeatMs = options.heartbeatMs ?? 2_000;
   const model = () => ctx.replica.model;
 
-  ctx.routes.add({ method: 'get', path: '/.well-known/jwks.json', tag: 'credentials', summary: 'Public keys of actor JWTs', root: true, public: true });
+  ctx.routes.add({ method: 'get', path: '/.well-known/jwks.json', tag: 'credentials', summary: 'Public keys of actor JWTs', root: true, public: true, response: responses.jwks });
   r.get('/.well-known/jwks.json', (_req, res) => {
     res.setHeader('cache-control', 'public, max-age=300');
     res.json(jwks(model()));
@@ -54,17 +59,17 @@ export function brokerRoutes(ctx: SidecarContext, options: BrokerRouteOptions): 
   const b = Router();
   b.use(brokerAuth);
 
-  ctx.routes.add({ method: 'post', path: '/broker/connect', tag: 'broker', summary: 'Decide an MQTT CONNECT (BROKER_TOKEN)', body: connectRequestSchema });
+  ctx.routes.add({ method: 'post', path: '/broker/connect', tag: 'broker', summary: 'Decide an MQTT CONNECT (BROKER_TOKEN)', body: connectRequestSchema, response: connectResponseSchema });
   b.post('/connect', async (req, res) => {
     res.json(await answers.connect(req.body, res.locals.log as Logger));
   });
 
-  ctx.routes.add({ method: 'post', path: '/broker/connect/batch', tag: 'broker', summary: 'Decide several MQTT CONNECTs at once, answered in order (BROKER_TOKEN)', body: connectBatchRequestSchema });
+  ctx.routes.add({ method: 'post', path: '/broker/connect/batch', tag: 'broker', summary: 'Decide several MQTT CONNECTs at once, answered in order (BROKER_TOKEN)', body: connectBatchRequestSchema, response: connectBatchResponseSchema });
   b.post('/connect/batch', async (req, res) => {
     res.json(await answers.connectBatch(req.body, res.locals.log as Logger));
   });
 
-  ctx.routes.add({ method: 'post', path: '/broker/sessions', tag: 'broker', summary: 'Re-decide live sessions of actors (BROKER_TOKEN)', body: refreshRequestSchema });
+  ctx.routes.add({ method: 'post', path: '/broker/sessions', tag: 'broker', summary: 'Re-decide live sessions of actors (BROKER_TOKEN)', body: refreshRequestSchema, response: refreshResponseSchema });
   b.post('/sessions', (req, res) => {
     const { actorIds, delegated } = parse(refreshRequestSchema, req.body, 'body');
     const sessions: Record<string, SessionGrant | null> = {};
@@ -75,7 +80,7 @@ export function brokerRoutes(ctx: SidecarContext, options: BrokerRouteOptions): 
     res.json({ revision: ctx.replica.seq, sessions, ...(delegated ? { delegated: onBehalf } : {}) });
   });
 
-  ctx.routes.add({ method: 'post', path: '/broker/ledger', tag: 'broker', summary: 'Report session events to the live session ledger and renew the broker lease (BROKER_TOKEN)', body: ledgerReportSchema });
+  ctx.routes.add({ method: 'post', path: '/broker/ledger', tag: 'broker', summary: 'Report session events to the live session ledger and renew the broker lease (BROKER_TOKEN)', body: ledgerReportSchema, response: ledgerReportResponseSchema });
   b.post('/ledger', async (req, res) => {
     res.json(await applyLedgerReport(ctx, parse(ledgerReportSchema, req.body, 'body')));
   });
@@ -85,7 +90,7 @@ export function brokerRoutes(ctx: SidecarContext, options: BrokerRouteOptions): 
   const brokerEventOf = (e: ChangeEvent, displaced: ReadonlyMap<string, StoredRecord>): BrokerChangeEvent =>
     last?.seq === e.seq ? last : (last = toBrokerEvent(model(), e, displaced));
 
-  ctx.routes.add({ method: 'get', path: '/broker/changes', tag: 'broker', summary: 'Change feed (text/event-stream) for the broker (BROKER_TOKEN)' });
+  ctx.routes.add({ method: 'get', path: '/broker/changes', tag: 'broker', summary: 'Change feed (text/event-stream) for the broker (BROKER_TOKEN)', response: responses.eventStream, contentType: 'text/event-stream' });
   b.get('/changes', (req, res) => {
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
     res.flushHeaders();

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { ScopeGateError } from '../../shared/errors.ts';
 import { awaitFreshness, decideEvaluateRequest, evaluateRequestSchema } from '../decisions/evaluate-request.ts';
 import type { DecisionAnswers } from '../http/decision-answers.ts';
+import * as responses from '../http/responses.ts';
 import { queries } from '../http/queries.ts';
 import { parse } from '../http/validate.ts';
 import type { SidecarContext } from './context.ts';
@@ -15,13 +16,13 @@ const batchBody = z.strictObject({ requests: z.array(evaluateRequestSchema).min(
 export function evaluateRoutes(ctx: SidecarContext, answers: DecisionAnswers): Router {
   const r = Router();
 
-  ctx.routes.add({ method: 'post', path: '/evaluate', tag: 'evaluate', summary: 'Decide one request (?explain=true for the trace)', body: evaluateRequestSchema, query: queries.explainQuery });
+  ctx.routes.add({ method: 'post', path: '/evaluate', tag: 'evaluate', summary: 'Decide one request (?explain=true for the trace)', body: evaluateRequestSchema, query: queries.explainQuery, response: responses.decision });
   r.post('/evaluate', async (req, res) => {
     const explain = parse(queries.explainQuery, req.query, 'query').explain === 'true';
     res.json(await answers.evaluate(principalOf(res), req.body, explain, res.locals.log as Logger));
   });
 
-  ctx.routes.add({ method: 'post', path: '/evaluate/batch', tag: 'evaluate', summary: 'Decide many requests, each answered on its own', body: batchBody, query: queries.explainQuery });
+  ctx.routes.add({ method: 'post', path: '/evaluate/batch', tag: 'evaluate', summary: 'Decide many requests, each answered on its own', body: batchBody, query: queries.explainQuery, response: responses.decisionBatch });
   r.post('/evaluate/batch', async (req, res) => {
     const { requests } = parse(batchBody, req.body, 'body');
     const explain = parse(queries.explainQuery, req.query, 'query').explain === 'true';

@@ -2,6 +2,7 @@ import { Router } from 'express';
 import type { z } from 'zod';
 import type { RecordKind } from '../model/records.ts';
 import { queries } from '../http/queries.ts';
+import * as responses from '../http/responses.ts';
 import { inputSchemas } from '../service/inputs.ts';
 import { parse } from '../http/validate.ts';
 import {
@@ -57,7 +58,7 @@ export function managementRoutes(ctx: SidecarContext): Router {
 
   // The limits in force at a scope: its own, the effective per-session bounds (and which scope set each),
   // and the subtree bounds of every scope on its path.
-  ctx.routes.add({ method: 'get', path: '/scopes/{id}/limits', tag: 'scope', summary: 'Own and effective MQTT limits at a scope (a child only narrows its ancestors)' });
+  ctx.routes.add({ method: 'get', path: '/scopes/{id}/limits', tag: 'scope', summary: 'Own and effective MQTT limits at a scope (a child only narrows its ancestors)', response: responses.scopeLimits });
   r.get('/scopes/:id/limits', (req, res) => {
     const scope = findVisible(ctx, res, 'scope', String(req.params.id), 'scope');
     const model = ctx.replica.model;
@@ -65,7 +66,7 @@ export function managementRoutes(ctx: SidecarContext): Router {
     res.json({ scopeId: scope.id, own: ownLimitsOf(model, scope), effective: { session, sources, subtrees }, revision: ctx.replica.seq });
   });
 
-  ctx.routes.add({ method: 'get', path: '/audit', tag: 'audit', summary: 'The audit log, newest first', query: queries.auditQuery });
+  ctx.routes.add({ method: 'get', path: '/audit', tag: 'audit', summary: 'The audit log, newest first', query: queries.auditQuery, response: responses.auditPage });
   r.get('/audit', async (req, res) => {
     const query = parse(queries.auditQuery, req.query, 'query');
     const principal = res.locals.principal as import('../access/principal.ts').Principal;
@@ -76,7 +77,7 @@ export function managementRoutes(ctx: SidecarContext): Router {
   });
 
   // Writes report the revision; this lets a client ask which revision a replica has reached.
-  ctx.routes.add({ method: 'get', path: '/revision', tag: 'evaluate', summary: 'The store revision this replica has applied' });
+  ctx.routes.add({ method: 'get', path: '/revision', tag: 'evaluate', summary: 'The store revision this replica has applied', response: responses.revisionResponse });
   r.get('/revision', (_req, res) => {
     res.json({ revision: ctx.replica.seq });
   });

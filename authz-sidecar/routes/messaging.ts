@@ -10,6 +10,7 @@ import { signActorToken } from '../credentials/signing-keys.ts';
 import { canSee } from '../access/principal.ts';
 import { sha256 } from '../http/auth.ts';
 import { present } from '../http/present.ts';
+import * as responses from '../http/responses.ts';
 import { queries } from '../http/queries.ts';
 import { inputSchemas } from '../service/inputs.ts';
 import { parse } from '../http/validate.ts';
@@ -51,8 +52,8 @@ export function messagingRoutes(ctx: SidecarContext, tokenIssuer: string): Route
     return p;
   };
   const write = <T>(req: Request, res: Response, action: string, build: (tx: Tx) => T) => ctx.writer.write(writeContext(req, res), action, build);
-  const doc = (method: 'get' | 'post' | 'patch' | 'delete', path: string, tag: string, summary: string, body?: z.ZodType, status?: number) =>
-    ctx.routes.add({ method, path: `${DOC_BASE}${path}`, tag, summary, ...(body ? { body } : {}), ...(status ? { status } : {}) });
+  const doc = (method: 'get' | 'post' | 'patch' | 'delete', path: string, tag: string, summary: string, response: z.ZodType, body?: z.ZodType, status?: number) =>
+    ctx.routes.add({ method, path: `${DOC_BASE}${path}`, tag, summary, response, ...(body ? { body } : {}), ...(status ? { status } : {}) });
   const list = <K extends RecordKind>(res: Response, kind: K, pred: (r: RecordOf<K>) => boolean) => {
     const items: StoredRecord[] = [];
     for (const rec of model().all(kind)) if (pred(rec) && canSee(model(), principalOf(res), rec)) items.push(rec);
@@ -61,14 +62,14 @@ export function messagingRoutes(ctx: SidecarContext, tokenIssuer: string): Route
   };
 
   // Access scopes
-  doc('post', '/scopes', 'access_scope', 'Create an access scope in the project (→ accessScopeId)', inputSchemas.accessScopeCreate, 201);
+  doc('post', '/scopes', 'access_scope', 'Create an access scope in the project (→ accessScopeId)', responses.oneOf('scope'), inputSchemas.accessScopeCreate, 201);
   r.post(`${BASE}/scopes`, async (req, res) => {
     const input = parse(inputSchemas.accessScopeCreate, req.body, 'body');
     const p = project(req, res);
     const { value, revision } = await write(req, res, 'access_scope.create', (tx) => createAccessScope(tx, projectIn(tx, p.tenantId, p.id), input));
     res.status(201).json({ ...present(value), revision });
   });
-  doc('get', '/scopes', 'access_scope', 'List the access scopes of the project');
+  doc('get', '/scopes', 'access_scope', 'List the access scopes of the project', responses.listOf('scope'));
   r.get(`${BASE}/scopes`, (req, res) => {
     const p = project(req, res);
     res.json(list(res, 'scope', (s) => s.typeId === 'type_access' && model().ancestry(s.id).some((a) => a.id === p.scopeId)));
@@ -79,18 +80,18 @@ export function messagingRoutes(ctx: SidecarContext, tokenIssuer: string): Route
     if (!s || s.typeId !== 'type_access' || !model().ancestry(s.id).some((a) => a.id === p.scopeId)) throw new ScopeGateError('NOT_FOUND', 'No such access scope in this project.');
     return findVisible(ctx, res, 'scope', s.id, 'access scope');
   };
-  doc('get', '/scopes/{scopeId}', 'access_scope', 'Read one access scope');
+  doc('get', '/scopes/{scopeId}', 'access_scope', 'Read one access scope', responses.oneOf('scope'));
   r.get(`${BASE}/scopes/:scopeId`, (req, res) => {
     res.json({ ...present(accessScope(req, res)), revision: ctx.replica.seq });
   });
-  doc('patch', '/scopes/{scopeId}', 'access_scope', 'Rename an access scope or set the limits of its subtree', inputSchemas.limitedEntityPatch);
+  doc('patch', '/scopes/{scopeId}', 'access_scope', 'Rename an access scope or set the limits of its subtree', responses.oneOf('scope'), inputSchemas.limitedEntityPatch);
   r.patch(`${BASE}/scopes/:scopeId`, async (req, res) => {
     const input = parse(inputSchemas.limitedEntityPatch, req.body, 'body');
     const s = accessScope(req, res);
     const { value, revision } = await write(req, res, 'access_scope.update', (tx) => patchScope(tx, tx.must('scope', s.id), input));
     res.json({ ...present(value), revision });
   });
-  doc('delete', '/scopes/{scopeId}', 'access_scope', 'Delete an access scope (?cascade=true)');
+  doc('delete', '/scopes/{scopeId}', 'access_scope', 'Delete an access scope (?cascade=true)', responses.deletedResponse);
   r.delete(`${BASE}/scopes/:scopeId`, async (req, res) => {
     const cascade = parse(queries.deleteQuery, req.query, 'query').cascade === 'true';
     const s = accessScope(req, res);
@@ -99,14 +100,14 @@ export function messagingRoutes(ctx: SidecarContext, tokenIssuer: string): Route
   });
 
   // Actors
-  doc('post', '/actors', 'actor', 'Create an actor (→ actorId)', inputSchemas.actorCreate, 201);
+  doc('post', '/actors', 'actor', 'Create an actor (→ actorId)', responses.oneOf('actor'), inputSchemas.actorCreate, 201);
   r.post(`${BASE}/actors`, async (req, res) => {
     const input = parse(inputSchemas.actorCreate, req.body, 'body');
     const p = project(req, res);
     const { value, revision } = await write(req, res, 'actor.create', (tx) => createActor(tx, projectIn(tx, p.tenantId, p.id), input));
     res.status(201).json({ ...present(value), revision });
   });
-  doc('get', '/actors', 'actor', 'List the actors of the project');
+  doc('get', '/actors', 'actor', 'List the actors of the project', responses.listOf('actor'));
   r.get(`${BASE}/actors`, (req, res) => {
     const p = project(req, res);
     res.json(list(res, 'actor', (a) => a.projectId === p.id));
@@ -116,18 +117,18 @@ export function messagingRoutes(ctx: SidecarContext, tokenIssuer: string): Route
     const a = actorIn(readTx(), p, param(req, 'actorId'));
     return { p, a: findVisible(ctx, res, 'actor', a.id, 'actor') };
   };
-  doc('get', '/actors/{actorId}', 'actor', 'Read one actor');
+  doc('get', '/actors/{actorId}', 'actor', 'Read one actor', responses.oneOf('actor'));
   r.get(`${BASE}/actors/:actorId`, (req, res) => {
     res.json({ ...present(actor(req, res).a), revision: ctx.replica.seq });
   });
-  doc('patch', '/actors/{actorId}', 'actor', 'Move (accessScopeId), rename or disable an actor', inputSchemas.actorPatch);
+  doc('patch', '/actors/{actorId}', 'actor', 'Move (accessScopeId), rename or disable an actor', responses.oneOf('actor'), inputSchemas.actorPatch);
   r.patch(`${BASE}/actors/:actorId`, async (req, res) => {
     const input = parse(inputSchemas.actorPatch, req.body, 'body');
     const { p, a } = actor(req, res);
     const { value, revision } = await write(req, res, 'actor.update', (tx) => patchActor(tx, projectIn(tx, p.tenantId, p.id), tx.must('actor', a.id), input));
     res.json({ ...present(value), revision });
   });
-  doc('delete', '/actors/{actorId}', 'actor', 'Delete an actor (?cascade=true removes its grants, memberships and secrets)');
+  doc('delete', '/actors/{actorId}', 'actor', 'Delete an actor (?cascade=true removes its grants, memberships and secrets)', responses.deletedResponse);
   r.delete(`${BASE}/actors/:actorId`, async (req, res) => {
     const cascade = parse(queries.deleteQuery, req.query, 'query').cascade === 'true';
     const { a } = actor(req, res);
@@ -136,7 +137,7 @@ export function messagingRoutes(ctx: SidecarContext, tokenIssuer: string): Route
   });
 
   // Credentials
-  doc('post', '/actors/{actorId}/tokens', 'actor', 'Issue a JWT for MQTT CONNECT (password; username = actorId)', inputSchemas.tokenCreate, 201);
+  doc('post', '/actors/{actorId}/tokens', 'actor', 'Issue a JWT for MQTT CONNECT (password; username = actorId)', responses.tokenIssued, inputSchemas.tokenCreate, 201);
   r.post(`${BASE}/actors/:actorId/tokens`, async (req, res) => {
     const input = parse(inputSchemas.tokenCreate, req.body ?? {}, 'body');
     const { a } = actor(req, res);
@@ -164,19 +165,19 @@ export function messagingRoutes(ctx: SidecarContext, tokenIssuer: string): Route
   });
 
   // Delegation grants (on-behalf-of): created by an admin here, or by the principal itself (delegationSelfService)
-  doc('post', '/actors/{actorId}/delegations', 'actor', 'Let the actor act on behalf of a principal (user or actor of its tenant) for a bounded time', inputSchemas.delegationCreate, 201);
+  doc('post', '/actors/{actorId}/delegations', 'actor', 'Let the actor act on behalf of a principal (user or actor of its tenant) for a bounded time', responses.oneOf('delegation'), inputSchemas.delegationCreate, 201);
   r.post(`${BASE}/actors/:actorId/delegations`, async (req, res) => {
     const input = parse(inputSchemas.delegationCreate, req.body ?? {}, 'body');
     const { a } = actor(req, res);
     const { value, revision } = await write(req, res, 'delegation.create', (tx) => createDelegation(tx, a, input.subjectId, input.expiresInSeconds, principalOf(res).id));
     res.status(201).json({ ...present(value), revision });
   });
-  doc('get', '/actors/{actorId}/delegations', 'actor', "List an actor's delegation grants");
+  doc('get', '/actors/{actorId}/delegations', 'actor', "List an actor's delegation grants", responses.listOf('delegation'));
   r.get(`${BASE}/actors/:actorId/delegations`, (req, res) => {
     const { a } = actor(req, res);
     res.json(list(res, 'delegation', (d) => d.actorId === a.id));
   });
-  doc('delete', '/actors/{actorId}/delegations/{delegationId}', 'actor', 'Revoke a delegation grant (sessions acting on it close)');
+  doc('delete', '/actors/{actorId}/delegations/{delegationId}', 'actor', 'Revoke a delegation grant (sessions acting on it close)', responses.deletedResponse);
   r.delete(`${BASE}/actors/:actorId/delegations/:delegationId`, async (req, res) => {
     const { a } = actor(req, res);
     const d = model().get('delegation', param(req, 'delegationId'));
@@ -184,7 +185,7 @@ export function messagingRoutes(ctx: SidecarContext, tokenIssuer: string): Route
     const { value, revision } = await write(req, res, 'delegation.delete', (tx) => deleteRecord(tx, tx.must('delegation', d.id), false));
     res.json({ deleted: value.map((x) => ({ kind: x.kind, id: x.id })), revision });
   });
-  doc('post', '/actors/{actorId}/secrets', 'actor', 'Issue a secret (shown once, stored hashed)', undefined, 201);
+  doc('post', '/actors/{actorId}/secrets', 'actor', 'Issue a secret (shown once, stored hashed)', responses.secretIssued, undefined, 201);
   r.post(`${BASE}/actors/:actorId/secrets`, async (req, res) => {
     const { a } = actor(req, res);
     const { secret, prefix } = newSecret();
@@ -194,12 +195,12 @@ export function messagingRoutes(ctx: SidecarContext, tokenIssuer: string): Route
     );
     res.status(201).json({ ...present(value), secretId: value.id, secret, mqtt: { username: a.id, password: secret }, revision });
   });
-  doc('get', '/actors/{actorId}/secrets', 'actor', 'List an actor\'s secrets (never their values)');
+  doc('get', '/actors/{actorId}/secrets', 'actor', 'List an actor\'s secrets (never their values)', responses.listOf('actorSecret'));
   r.get(`${BASE}/actors/:actorId/secrets`, (req, res) => {
     const { a } = actor(req, res);
     res.json(list(res, 'actorSecret', (s) => s.actorId === a.id));
   });
-  doc('delete', '/actors/{actorId}/secrets/{secretId}', 'actor', 'Revoke a secret');
+  doc('delete', '/actors/{actorId}/secrets/{secretId}', 'actor', 'Revoke a secret', responses.deletedResponse);
   r.delete(`${BASE}/actors/:actorId/secrets/:secretId`, async (req, res) => {
     const { a } = actor(req, res);
     const secret = model().get('actorSecret', param(req, 'secretId'));
@@ -209,14 +210,14 @@ export function messagingRoutes(ctx: SidecarContext, tokenIssuer: string): Route
   });
 
   // Apps and grants
-  doc('post', '/apps', 'app', 'Create an app (its slug is the first level of its topics)', inputSchemas.appCreate, 201);
+  doc('post', '/apps', 'app', 'Create an app (its slug is the first level of its topics)', responses.oneOf('app'), inputSchemas.appCreate, 201);
   r.post(`${BASE}/apps`, async (req, res) => {
     const input = parse(inputSchemas.appCreate, req.body, 'body');
     const p = project(req, res);
     const { value, revision } = await write(req, res, 'app.create', (tx) => createApp(tx, projectIn(tx, p.tenantId, p.id), input));
     res.status(201).json({ ...present(value), revision });
   });
-  doc('get', '/apps', 'app', 'List the apps of the project');
+  doc('get', '/apps', 'app', 'List the apps of the project', responses.listOf('app'));
   r.get(`${BASE}/apps`, (req, res) => {
     const p = project(req, res);
     res.json(list(res, 'app', (a) => a.projectId === p.id));
@@ -225,37 +226,37 @@ export function messagingRoutes(ctx: SidecarContext, tokenIssuer: string): Route
     const p = project(req, res);
     return { p, app: appIn(readTx(), p, param(req, 'appId')) };
   };
-  doc('get', '/apps/{appId}', 'app', 'Read one app');
+  doc('get', '/apps/{appId}', 'app', 'Read one app', responses.oneOf('app'));
   r.get(`${BASE}/apps/:appId`, (req, res) => {
     res.json({ ...present(app(req, res).app), revision: ctx.replica.seq });
   });
-  doc('patch', '/apps/{appId}', 'app', 'Rename an app or change its mode (open | rbac)', inputSchemas.appPatch);
+  doc('patch', '/apps/{appId}', 'app', 'Rename an app or change its mode (open | rbac)', responses.oneOf('app'), inputSchemas.appPatch);
   r.patch(`${BASE}/apps/:appId`, async (req, res) => {
     const input = parse(inputSchemas.appPatch, req.body, 'body');
     const { app: a } = app(req, res);
     const { value, revision } = await write(req, res, 'app.update', (tx) => patchApp(tx, tx.must('app', a.id), input));
     res.json({ ...present(value), revision });
   });
-  doc('delete', '/apps/{appId}', 'app', 'Delete an app (?cascade=true revokes its grants)');
+  doc('delete', '/apps/{appId}', 'app', 'Delete an app (?cascade=true revokes its grants)', responses.deletedResponse);
   r.delete(`${BASE}/apps/:appId`, async (req, res) => {
     const cascade = parse(queries.deleteQuery, req.query, 'query').cascade === 'true';
     const { app: a } = app(req, res);
     const { value, revision } = await write(req, res, 'app.delete', (tx) => deleteRecord(tx, tx.must('app', a.id), cascade));
     res.json({ deleted: value.map((d) => ({ kind: d.kind, id: d.id })), revision });
   });
-  doc('post', '/apps/{appId}/actors', 'app', 'Grant the app to an actor', inputSchemas.appActorGrant, 201);
+  doc('post', '/apps/{appId}/actors', 'app', 'Grant the app to an actor', responses.oneOf('appGrant'), inputSchemas.appActorGrant, 201);
   r.post(`${BASE}/apps/:appId/actors`, async (req, res) => {
     const input = parse(inputSchemas.appActorGrant, req.body, 'body');
     const { p, app: a } = app(req, res);
     const { value, revision } = await write(req, res, 'app_grant.create', (tx) => grantApp(tx, projectIn(tx, p.tenantId, p.id), tx.must('app', a.id), input.actorId));
     res.status(201).json({ ...present(value), revision });
   });
-  doc('get', '/apps/{appId}/actors', 'app', 'List the actors granted the app');
+  doc('get', '/apps/{appId}/actors', 'app', 'List the actors granted the app', responses.listOf('appGrant'));
   r.get(`${BASE}/apps/:appId/actors`, (req, res) => {
     const { app: a } = app(req, res);
     res.json(list(res, 'appGrant', (g) => g.appId === a.id));
   });
-  doc('delete', '/apps/{appId}/actors/{actorId}', 'app', 'Revoke the app from an actor');
+  doc('delete', '/apps/{appId}/actors/{actorId}', 'app', 'Revoke the app from an actor', responses.deletedResponse);
   r.delete(`${BASE}/apps/:appId/actors/:actorId`, async (req, res) => {
     const { app: a } = app(req, res);
     const { value, revision } = await write(req, res, 'app_grant.delete', (tx) => deleteRecord(tx, findGrant(tx, a, param(req, 'actorId')), false));
@@ -264,7 +265,7 @@ export function messagingRoutes(ctx: SidecarContext, tokenIssuer: string): Route
 
   // Admin API keys, limited to one scope's subtree.
   mountResource(r, ctx, { kind: 'apiKey', path: '/api-keys', name: 'api_key', filters: ['tenantId', 'scopeId'] });
-  ctx.routes.add({ method: 'post', path: '/api-keys', tag: 'api_key', summary: 'Create an API key limited to a scope subtree (shown once)', body: inputSchemas.apiKeyCreate, status: 201 });
+  ctx.routes.add({ method: 'post', path: '/api-keys', tag: 'api_key', summary: 'Create an API key limited to a scope subtree (shown once)', body: inputSchemas.apiKeyCreate, status: 201, response: responses.apiKeyIssued });
   r.post('/api-keys', async (req, res) => {
     const input = parse(inputSchemas.apiKeyCreate, req.body, 'body');
     const key = `sgk_${randomBytes(32).toString('base64url')}`;

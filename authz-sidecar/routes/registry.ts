@@ -14,6 +14,10 @@ export interface RouteDoc {
   query?: z.ZodType;
   filters?: string[];
   status?: number;
+  /** The success answer's body (http/responses.ts); the OpenAPI document and the response tests use it. */
+  response?: z.ZodType;
+  /** Media type of the success answer when it is not JSON (metrics, the change feed). */
+  contentType?: string;
   /** Routes outside /v1 (health) or without bearer auth. */
   root?: boolean;
   public?: boolean;

@@ -4,6 +4,7 @@ import { ScopeGateError } from '../../shared/errors.ts';
 import type { RecordKind, RecordOf, StoredRecord } from '../model/records.ts';
 import { canSee, writeGuard, type Principal } from '../access/principal.ts';
 import { present } from '../http/present.ts';
+import * as responses from '../http/responses.ts';
 import { batchOf, queries } from '../http/queries.ts';
 import { parse } from '../http/validate.ts';
 import { deleteRecord } from '../service/delete.ts';
@@ -61,7 +62,7 @@ export function mountResource<K extends RecordKind, C extends z.ZodType, B exten
 
   if (spec.create) {
     const { schema, run } = spec.create;
-    ctx.routes.add({ method: 'post', path, tag: name, summary: `Create a ${name}`, body: schema, status: 201 });
+    ctx.routes.add({ method: 'post', path, tag: name, summary: `Create a ${name}`, body: schema, status: 201, response: responses.oneOf(kind) });
     router.post(path, async (req, res) => {
       const input = parse(schema, req.body, 'body');
       const { value, revision } = await ctx.writer.write(writeContext(req, res), `${name}.create`, (tx) => run(tx, input));
@@ -72,7 +73,7 @@ export function mountResource<K extends RecordKind, C extends z.ZodType, B exten
   if (spec.batch) {
     const { schema, run } = spec.batch;
     const body = batchOf(schema);
-    ctx.routes.add({ method: 'post', path: `${path}/batch`, tag: name, summary: `Create ${name}s, all or nothing`, body, status: 201 });
+    ctx.routes.add({ method: 'post', path: `${path}/batch`, tag: name, summary: `Create ${name}s, all or nothing`, body, status: 201, response: responses.batchOf(kind) });
     router.post(`${path}/batch`, async (req, res) => {
       const items = parse(body, req.body, 'body');
       const { value, revision } = await ctx.writer.write(writeContext(req, res), `${name}.batch_create`, (tx) =>
@@ -91,7 +92,7 @@ export function mountResource<K extends RecordKind, C extends z.ZodType, B exten
     });
   }
 
-  ctx.routes.add({ method: 'get', path, tag: name, summary: `List ${name}s`, query: queries.listQuery, filters: spec.filters ?? [] });
+  ctx.routes.add({ method: 'get', path, tag: name, summary: `List ${name}s`, query: queries.listQuery, filters: spec.filters ?? [], response: responses.pageOf(kind) });
   router.get(path, (req, res) => {
     const query = parse(queries.listQuery, req.query, 'query');
     const principal = principalOf(res);
@@ -114,7 +115,7 @@ export function mountResource<K extends RecordKind, C extends z.ZodType, B exten
     res.json({ data: page.map(present), nextCursor: hasMore && last ? last.id : null, revision: ctx.replica.seq });
   });
 
-  ctx.routes.add({ method: 'get', path: `${path}/{id}`, tag: name, summary: `Read one ${name}` });
+  ctx.routes.add({ method: 'get', path: `${path}/{id}`, tag: name, summary: `Read one ${name}`, response: responses.oneOf(kind) });
   router.get(`${path}/:id`, (req, res) => {
     const r = findVisible(ctx, res, kind, String(req.params.id), name);
     res.json({ ...present(r), revision: ctx.replica.seq });
@@ -122,7 +123,7 @@ export function mountResource<K extends RecordKind, C extends z.ZodType, B exten
 
   if (spec.patch) {
     const { schema, run } = spec.patch;
-    ctx.routes.add({ method: 'patch', path: `${path}/{id}`, tag: name, summary: `Change a ${name}`, body: schema });
+    ctx.routes.add({ method: 'patch', path: `${path}/{id}`, tag: name, summary: `Change a ${name}`, body: schema, response: responses.oneOf(kind) });
     router.patch(`${path}/:id`, async (req, res) => {
       const input = parse(schema, req.body, 'body');
       findVisible(ctx, res, kind, String(req.params.id), name);
@@ -134,7 +135,7 @@ export function mountResource<K extends RecordKind, C extends z.ZodType, B exten
   }
 
   if (spec.deletable !== false) {
-    ctx.routes.add({ method: 'delete', path: `${path}/{id}`, tag: name, summary: `Delete a ${name} (?cascade=true to delete its dependents; ?dryRun=true lists what would be deleted)`, query: queries.deleteQuery });
+    ctx.routes.add({ method: 'delete', path: `${path}/{id}`, tag: name, summary: `Delete a ${name} (?cascade=true to delete its dependents; ?dryRun=true lists what would be deleted)`, query: queries.deleteQuery, response: responses.deletedResponse });
     router.delete(`${path}/:id`, async (req, res) => {
       const query = parse(queries.deleteQuery, req.query, 'query');
       findVisible(ctx, res, kind, String(req.params.id), name);

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { ScopeGateError } from '../../shared/errors.ts';
 import type { Principal } from '../access/principal.ts';
 import { parse } from '../http/validate.ts';
+import * as responses from '../http/responses.ts';
 import type { SessionEntry } from '../ledger/session-ledger.ts';
 import type { SidecarContext } from './context.ts';
 import { principalOf } from './resource.ts';
@@ -24,7 +25,7 @@ export const sessionListQuery = z.object({
 export function sessionRoutes(ctx: SidecarContext): Router {
   const r = Router();
 
-  ctx.routes.add({ method: 'get', path: '/sessions', tag: 'sessions', summary: 'Live MQTT sessions (filters: tenantId, projectId, scopeId = its subtree, actorId, brokerId)', query: sessionListQuery });
+  ctx.routes.add({ method: 'get', path: '/sessions', tag: 'sessions', summary: 'Live MQTT sessions (filters: tenantId, projectId, scopeId = its subtree, actorId, brokerId)', query: sessionListQuery, response: responses.sessionPage });
   r.get('/sessions', async (req, res) => {
     const q = parse(sessionListQuery, req.query, 'query');
     const principal = principalOf(res);
@@ -32,12 +33,12 @@ export function sessionRoutes(ctx: SidecarContext): Router {
     res.json({ data: all.slice(0, q.limit).map(present), total: all.length });
   });
 
-  ctx.routes.add({ method: 'get', path: '/sessions/{sessionId}', tag: 'sessions', summary: 'One live MQTT session' });
+  ctx.routes.add({ method: 'get', path: '/sessions/{sessionId}', tag: 'sessions', summary: 'One live MQTT session', response: responses.session });
   r.get('/sessions/:sessionId', async (req, res) => {
     res.json(present(await findSession(ctx, principalOf(res), String(req.params.sessionId))));
   });
 
-  ctx.routes.add({ method: 'post', path: '/sessions/{sessionId}/disconnect', tag: 'sessions', summary: 'Ask the owning broker to close a live session (202; it leaves the list when closed)', status: 202 });
+  ctx.routes.add({ method: 'post', path: '/sessions/{sessionId}/disconnect', tag: 'sessions', summary: 'Ask the owning broker to close a live session (202; it leaves the list when closed)', status: 202, response: responses.disconnectRequested });
   r.post('/sessions/:sessionId/disconnect', async (req, res) => {
     const session = await findSession(ctx, principalOf(res), String(req.params.sessionId));
     await ctx.ledger.requestDisconnect({ sessionId: session.sessionId, brokerId: session.brokerId });
