@@ -84,6 +84,7 @@ describe('answers match the OpenAPI document', () => {
     await call('POST', '/v1/role-permissions/batch', [{ roleId: roles.data[0].id, permissionId: perms.data[0].id }]);
     await call('POST', '/v1/role-permissions', { roleId: roles.data[0].id, permissionId: deploy.id });
     const user = await call('POST', '/v1/users', { kindeId: 'kp_jane', email: 'jane@acme.example', firstName: 'Jane', defaultTenantId: t.id });
+    ids.jane = user.subjectId;
     const m = await call('POST', '/v1/memberships', { subjectId: user.subjectId, scopeId: p.scopeId });
     await call('POST', '/v1/role-assignments', { roleId: roles.data[0].id, membershipId: m.id });
     await call('POST', '/v1/scope-overrides/permissions', { childScopeId: site.id, permissionId: perms.data[0].id, state: 'disabled' });
@@ -120,13 +121,20 @@ describe('answers match the OpenAPI document', () => {
     await call('PATCH', `${base}/apps/${app.appId}`, { name: 'Fleet app' });
     await call('POST', '/v1/mqtt/explain', { actorId: actor.actorId, topic: 'fleet/telemetry', action: 'publish' });
     await call('POST', '/v1/api-keys', { name: 'ops', scopeId: ids.projectScope });
+    const agent = await call('POST', `${base}/actors`, { name: 'planner', kind: 'agent', accessScopeId: scope.accessScopeId });
+    const delegation = await call('POST', `${base}/actors/${agent.actorId}/delegations`, { subjectId: actor.subjectId, expiresInSeconds: 600 });
+    await call('GET', `${base}/actors/${agent.actorId}/delegations`);
+    await call('DELETE', `${base}/actors/${agent.actorId}/delegations/${delegation.id}`);
+    const authzen = { subject: { type: 'user', id: ids.jane }, action: { name: 'read' }, resource: { type: 'document', id: 'd1', properties: { scopeId: ids.projectScope } } };
+    await call('POST', '/access/v1/evaluation', authzen);
+    await call('POST', '/access/v1/evaluations', { evaluations: [authzen, { ...authzen, action: { name: 'deploy' } }] });
     Object.assign(ids, { base, accessScope: scope.accessScopeId, actor: actor.actorId, app: app.appId, secret: secret.secretId });
     await call('DELETE', `${base}/actors/${actor.actorId}/secrets/${secret.secretId}`);
     await call('DELETE', `${base}/apps/${app.appId}/actors/${actor.actorId}`);
   });
 
   it('every GET route the document lists, filled with the ids made above', async () => {
-    const byParam: Record<string, string | undefined> = { orgId: ids.tenant, projectId: ids.project, actorId: ids.actor, appId: ids.app, scopeId: ids.accessScope };
+    const byParam: Record<string, string | undefined> = { file: 'app.js', orgId: ids.tenant, projectId: ids.project, actorId: ids.actor, appId: ids.app, scopeId: ids.accessScope };
     for (const route of routes) {
       if (route.method !== 'get' || route.contentType === 'text/event-stream') continue;
       const template = `${route.root ? '' : '/v1'}${route.path}`;

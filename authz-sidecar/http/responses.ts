@@ -166,6 +166,14 @@ export const session = z.looseObject({ sessionId: z.string(), brokerId: z.string
 export const sessionPage = z.object({ data: z.array(session), total: z.number().int() });
 export const disconnectRequested = z.object({ sessionId: z.string(), brokerId: z.string(), status: z.literal('disconnect_requested') });
 
+export const whoami = z.object({ kind: z.enum(['root', 'apiKey']), id: z.string(), scopeId: z.string().optional(), tenantId: z.string().optional(), scopeName: z.string().nullable().optional() });
+export const staticFile = z.string().describe('a file of the console, served as it is');
+
+/** AuthZEN Authorization API 1.0 (§ Access Evaluation API): a boolean decision, optionally with context. */
+export const authzenDecision = z.object({ decision: z.boolean(), context: z.record(z.string(), z.unknown()).optional() });
+export const authzenDecisions = z.object({ evaluations: z.array(authzenDecision) });
+export const authzenConfiguration = z.looseObject({ policy_decision_point: z.string(), access_evaluation_endpoint: z.string(), access_evaluations_endpoint: z.string() });
+
 /** The broker API's answers (BROKER_TOKEN): decisions and grants, as the broker reads them. */
 export const brokerAnswer = z.looseObject({}).describe('see shared/broker-wire.ts');
 export const eventStream = z.string().describe('text/event-stream: one `data:` line of JSON per change');

@@ -1,4 +1,5 @@
 import { Router, type RequestHandler } from 'express';
+import * as responses from '../http/responses.ts';
 import { authzenEvaluationSchema, authzenEvaluationsSchema, decideAuthzen, decideAuthzenBatch } from '../decisions/authzen.ts';
 import { authenticateAdmin } from '../http/auth.ts';
 import { parse } from '../http/validate.ts';
@@ -15,7 +16,7 @@ export function authzenRoutes(ctx: SidecarContext): Router {
   const r = Router();
   const model = () => ctx.replica.model;
 
-  ctx.routes.add({ method: 'get', path: '/.well-known/authzen-configuration', tag: 'authzen', summary: 'AuthZEN PDP metadata', root: true, public: true });
+  ctx.routes.add({ method: 'get', path: '/.well-known/authzen-configuration', tag: 'authzen', summary: 'AuthZEN PDP metadata', root: true, public: true, response: responses.authzenConfiguration });
   r.get('/.well-known/authzen-configuration', (req, res) => {
     const base = `${req.protocol}://${req.get('host') ?? 'localhost'}`;
     res.setHeader('cache-control', 'public, max-age=300');
@@ -32,13 +33,13 @@ export function authzenRoutes(ctx: SidecarContext): Router {
     next();
   }) as RequestHandler);
 
-  ctx.routes.add({ method: 'post', path: '/access/v1/evaluation', tag: 'authzen', summary: 'AuthZEN Access Evaluation (subject, action, resource with properties.scopeId, context)', body: authzenEvaluationSchema, root: true });
+  ctx.routes.add({ method: 'post', path: '/access/v1/evaluation', tag: 'authzen', summary: 'AuthZEN Access Evaluation (subject, action, resource with properties.scopeId, context)', body: authzenEvaluationSchema, root: true, response: responses.authzenDecision });
   access.post('/evaluation', (req, res) => {
     const body = parse(authzenEvaluationSchema, req.body, 'body');
     res.json(decideAuthzen(model(), body, principalOf(res), ctx.clock().getTime()));
   });
 
-  ctx.routes.add({ method: 'post', path: '/access/v1/evaluations', tag: 'authzen', summary: 'AuthZEN Access Evaluations (defaults + evaluations, options.evaluations_semantic)', body: authzenEvaluationsSchema, root: true });
+  ctx.routes.add({ method: 'post', path: '/access/v1/evaluations', tag: 'authzen', summary: 'AuthZEN Access Evaluations (defaults + evaluations, options.evaluations_semantic)', body: authzenEvaluationsSchema, root: true, response: responses.authzenDecisions });
   access.post('/evaluations', (req, res) => {
     const body = parse(authzenEvaluationsSchema, req.body, 'body');
     res.json(decideAuthzenBatch(model(), body, principalOf(res), ctx.clock().getTime()));

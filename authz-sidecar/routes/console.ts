@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import * as responses from '../http/responses.ts';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,9 +18,9 @@ const VENDOR_FILE = join(dirname(createRequire(import.meta.url).resolve('htm')),
 export function consoleRoutes(ctx: SidecarContext): Router {
   const r = Router();
   const vendor = readFileSync(VENDOR_FILE);
-  ctx.routes.add({ method: 'get', path: '/console', tag: 'console', summary: 'The admin console (HTML; signs in with the admin token or an API key)', root: true, public: true });
-  ctx.routes.add({ method: 'get', path: '/console/{file}', tag: 'console', summary: "The console's static files", root: true, public: true });
-  ctx.routes.add({ method: 'get', path: '/console/vendor/preact-htm.js', tag: 'console', summary: 'preact + hooks + htm as one ES module (from the htm package)', root: true, public: true });
+  ctx.routes.add({ method: 'get', path: '/console', tag: 'console', summary: 'The admin console (HTML; signs in with the admin token or an API key)', root: true, public: true, response: responses.staticFile, contentType: 'text/html' });
+  ctx.routes.add({ method: 'get', path: '/console/{file}', tag: 'console', summary: "The console's static files", root: true, public: true, response: responses.staticFile, contentType: 'text/*' });
+  ctx.routes.add({ method: 'get', path: '/console/vendor/preact-htm.js', tag: 'console', summary: 'preact + hooks + htm as one ES module (from the htm package)', root: true, public: true, response: responses.staticFile, contentType: 'text/javascript' });
   r.use('/console', (_req, res, next) => {
     res.setHeader('content-security-policy', "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
     res.setHeader('x-content-type-options', 'nosniff');
