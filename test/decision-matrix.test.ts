@@ -207,8 +207,8 @@ describe('refusals, batches, cascades', () => {
     for (const path of [`/v1/tenants/${t.id}`, `/v1/workspaces/${ws.id}`, `/v1/projects/${p.id}`, `/v1/scopes/${p.scopeId}`, `/v1/memberships/${m.id}`]) {
       expect((await s.api('GET', path)).status).toBe(404);
     }
-    const survivor = await s.ok('GET', `/v1/users/${u.id}`);
-    expect(survivor.defaultTenantId).toBeNull();
+    // Users belong to their tenant and go with it (README, security: users are per tenant).
+    expect((await s.api('GET', `/v1/users/${u.id}`)).status).toBe(404);
   });
 
   it('answers clear errors for bad input: 400 malformed, 401 without token, 404 unknown route', async () => {

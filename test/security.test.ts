@@ -523,10 +523,10 @@ describe('(e) audit log', () => {
     await record('DELETE', `/v1/organizations/${tenant.id}/projects/${project.id}/apps/${app.appId}/actors/${actor.actorId}`, undefined, 'app_grant.delete', deleted(() => grant.id));
     await record('DELETE', `/v1/tenants/${tenant.id}?cascade=true`, undefined, 'tenant.delete', (e) => {
       deleted(() => tenant.id, 10)(e);
-      for (const id of [ws.id, project.id, perm.id, m.id, actor.id, secret.secretId, key.id]) expect(ids(e.before)).toContain(id);
+      for (const id of [ws.id, project.id, perm.id, m.id, actor.id, secret.secretId, key.id, user.id]) expect(ids(e.before)).toContain(id);
       for (const r of e.before) if (r.kind === 'actorSecret' || r.kind === 'apiKey') expect(r.hash).toBe('[redacted]');
-      // The user outlives the tenant (its default tenant is cleared): an update, shown on both sides.
-      expect(e.after.map((r) => [r.id, r.defaultTenantId])).toEqual([[user.id, null]]);
+      // Users are per tenant: the tenant's user goes with it, nothing is left behind.
+      expect(e.after).toEqual([]);
     });
     expect(last.deleted.length).toBeGreaterThan(10);
 
@@ -731,8 +731,9 @@ describe('(f) API keys are confined to their subtree', () => {
         expect(JSON.stringify(r.body)).not.toContain(bIds.membership);
       }
     }
-    // A user of both tenants may be asked about in A, but the trace never shows the key B's membership.
-    const both = await h.ok('POST', '/v1/users', { kindeId: 'kp_both', email: 'both@example.com', defaultTenantId: a.tenant.id });
+    // A person in both tenants as the root's global identity (tenant users stay in their tenant) may be asked
+    // about in A, but the trace never shows the key B's membership.
+    const both = await h.ok('POST', '/v1/users', { kindeId: 'kp_both', email: 'both@example.com' });
     const inA = await h.ok('POST', '/v1/memberships', { subjectId: both.subjectId, scopeId: a.project.scopeId });
     const inB = await h.ok('POST', '/v1/memberships', { subjectId: both.subjectId, scopeId: b.project.scopeId });
     const ask = { actor: { subjectId: both.subjectId, subjectType: 'user' }, scopeId: a.project.scopeId, action: 'read', resource: { resourceType: 'doc' } };

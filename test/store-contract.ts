@@ -2,7 +2,7 @@
  * The PolicyStore contract, run against every implementation (store.memory.test.ts, store.redis.test.ts).
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { RoleRecord, ScopeTypeRecord, StoredRecord, TenantRecord } from '../authz-sidecar/model/records.ts';
+import type { RoleRecord, ScopeTypeRecord, StoredRecord, TenantRecord, UserRecord } from '../authz-sidecar/model/records.ts';
 import type { AuditDraft, ChangeEvent, Commit, PolicyStore, RecordRef } from '../authz-sidecar/store/policy-store.ts';
 
 export interface MadeStore {
@@ -207,6 +207,23 @@ export function policyStoreContract(name: string, make: () => Promise<MadeStore>
         ok: true,
         seq: 2,
       });
+    });
+
+    it("keeps a tenant's users in the tenant's partition: the same person in two tenants never conflicts", async () => {
+      // Users are per tenant (README, security): one person in tenants 1 and 2 is two records, one per partition.
+      const person = (n: number): UserRecord => ({
+        kind: 'user', id: `user_t${n}jane`, tenantId: `tenant_t${n}`, subjectId: `subject_t${n}jane`, kindeId: 'kp_jane', email: 'jane@example.com',
+        firstName: 'Jane', lastName: null, defaultTenantId: `tenant_t${n}`, createdAt: AT, updatedAt: AT,
+      });
+      await store.commit(commitOf({ puts: [tenant(1), tenant(2)] }));
+      expect(await store.commit(commitOf({ expect: { tenant_t1: 1 }, puts: [person(1)] }))).toEqual({ ok: true, seq: 2 });
+      // Tenant 2 registering the same person moves only tenant 2: a commit that read tenant 1 still applies.
+      expect(await store.commit(commitOf({ expect: { tenant_t2: 1 }, puts: [person(2)] }))).toEqual({ ok: true, seq: 3 });
+      expect(await store.commit(commitOf({ expect: { tenant_t1: 2 }, puts: [role(1, 1)] }))).toEqual({ ok: true, seq: 4 });
+      const snap = await store.snapshot();
+      expect(snap.partitions).toEqual({ tenant_t1: 4, tenant_t2: 3 });
+      expect(snap.records.filter((r) => r.kind === 'user').sort(byId)).toEqual([person(1), person(2)]);
+      expect((await store.changesSince(2)) as ChangeEvent[]).toMatchObject([{ seq: 3, partitions: ['tenant_t2'] }, { seq: 4, partitions: ['tenant_t1'] }]);
     });
 
     it('deletes records', async () => {

@@ -1,6 +1,6 @@
 import { ScopeGateError } from '../../shared/errors.ts';
 import { GLOBAL_PARTITION } from '../model/policy-model.ts';
-import type { RecordKind, RecordOf, StoredRecord } from '../model/records.ts';
+import type { ApiKeyCapability, RecordKind, RecordOf, StoredRecord } from '../model/records.ts';
 import type { Tx } from '../service/tx.ts';
 
 /**
@@ -20,7 +20,15 @@ export interface RecordSource {
  */
 export type Principal =
   | { kind: 'root'; id: 'admin' }
-  | { kind: 'apiKey'; id: string; scopeId: string; tenantId: string };
+  | { kind: 'apiKey'; id: string; scopeId: string; tenantId: string; capabilities: readonly ApiKeyCapability[] };
+
+/**
+ * Fields that belong to the operator, not the tenant: the plan and the limits it pays for. An API key
+ * changes them only with the capability named here, which only the root token can put on a key.
+ */
+export const OPERATOR_FIELDS: { [K in RecordKind]?: { fields: readonly (keyof RecordOf<K>)[]; capability: ApiKeyCapability } } = {
+  tenant: { fields: ['planKey', 'maxUsers', 'maxWorkspaces'], capability: 'tenant.plan' },
+};
 
 /** The scope a record lives at, for deciding whether an API key may see or change it; null for global records. */
 export function scopeOfRecord(model: RecordSource, r: StoredRecord): string | null {
@@ -61,7 +69,9 @@ export function scopeOfRecord(model: RecordSource, r: StoredRecord): string | nu
       return actor ? scopeOfRecord(model, actor) : null;
     }
     case 'user':
-      return r.defaultTenantId ? (model.get('tenant', r.defaultTenantId)?.scopeId ?? null) : null;
+      // A user lives at its tenant's scope: only the root token and tenant-wide keys see its personal data.
+      // Root's global identities (no tenant) are visible to the root token only.
+      return r.tenantId ? (model.get('tenant', r.tenantId)?.scopeId ?? null) : null;
     default:
       return null;
   }
@@ -107,6 +117,8 @@ export function writeGuard(principal: Principal) {
     for (const r of tx.puts.values()) {
       const existing = tx.model.getAny(r.id);
       if (existing && JSON.stringify(existing) === JSON.stringify(r)) continue;
+      assertOperatorFields(principal, existing, r);
+      if (r.kind === 'membership') assertSubjectLinkable(tx, principal, r.subjectId);
       if (!principalCovers(tx, principal, scopeOfRecord(tx, r))) {
         throw new ScopeGateError('FORBIDDEN', 'This API key may not write outside its scope.', [{ message: 'outside key scope', kind: r.kind }]);
       }
@@ -118,4 +130,30 @@ export function writeGuard(principal: Principal) {
       }
     }
   };
+}
+
+/**
+ * Refuses a key's change to operator-owned fields it has no capability for (a tenant lifting its own plan
+ * limits), and a key that would hand out capabilities: only the root token grants them.
+ */
+function assertOperatorFields(principal: Exclude<Principal, { kind: 'root' }>, existing: StoredRecord | undefined, next: StoredRecord): void {
+  if (next.kind === 'apiKey' && (next.capabilities ?? []).length > 0 && (existing?.kind !== 'apiKey' || JSON.stringify(existing.capabilities ?? []) !== JSON.stringify(next.capabilities))) {
+    throw new ScopeGateError('FORBIDDEN', 'Only the root token may give an API key capabilities.', [{ path: 'capabilities', message: 'root only' }]);
+  }
+  const owned = OPERATOR_FIELDS[next.kind] as { fields: readonly string[]; capability: ApiKeyCapability } | undefined;
+  if (!owned || principal.capabilities.includes(owned.capability)) return;
+  const before = (existing ?? {}) as Record<string, unknown>;
+  const after = next as unknown as Record<string, unknown>;
+  const changed = owned.fields.filter((f) => (existing ? JSON.stringify(before[f]) !== JSON.stringify(after[f]) : after[f] !== null && after[f] !== undefined));
+  if (changed.length > 0) {
+    throw new ScopeGateError('FORBIDDEN', `Only the root token, or an API key with the '${owned.capability}' capability, may change ${changed.join(', ')}.`, changed.map((f) => ({ path: f, message: `needs ${owned.capability}` })));
+  }
+}
+
+/** A key links only subjects of its own tenant: never another tenant's, nor a global identity of the root's. */
+function assertSubjectLinkable(tx: Tx, principal: Exclude<Principal, { kind: 'root' }>, subjectId: string): void {
+  const subject = tx.model.subject(subjectId);
+  if (subject && subject.tenantId !== principal.tenantId) {
+    throw new ScopeGateError('FORBIDDEN', 'This API key may only link subjects of its own tenant.', [{ path: 'subjectId', message: 'outside key tenant' }]);
+  }
 }

@@ -74,7 +74,7 @@ function scopeMustExist(model: PolicyModel, scopeId: string): void {
 
 /**
  * An API key may only ask about subjects of its own tenant (SPEC §3: it cannot read another tenant): an actor
- * of the tenant, or a user whose default tenant it is or who has a membership in it. Unknown subjects are
+ * of the tenant, or a user of the tenant, or a global user (root's) with a membership in it. Unknown subjects are
  * left to the engine (DENIED unknown_subject).
  */
 function subjectMustBeOfKeyTenant(model: PolicyModel, subjectId: string, tenantId: string, path = 'body.actor.subjectId'): void {
@@ -83,7 +83,7 @@ function subjectMustBeOfKeyTenant(model: PolicyModel, subjectId: string, tenantI
   const ofTenant =
     subject.kind === 'actor'
       ? subject.tenantId === tenantId
-      : subject.defaultTenantId === tenantId || model.membershipsOf(subject.subjectId).some((m) => m.tenantId === tenantId);
+      : subject.tenantId === tenantId || model.membershipsOf(subject.subjectId).some((m) => m.tenantId === tenantId);
   if (!ofTenant) throw new ScopeGateError('FORBIDDEN', 'This API key may not ask about subjects of another tenant.', [{ path, message: 'outside key tenant' }]);
 }
 

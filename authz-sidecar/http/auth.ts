@@ -41,7 +41,7 @@ export function authenticateAdmin(model: PolicyModel, adminToken: string, header
   if (safeEqual(token, adminToken)) return { kind: 'root', id: 'admin' };
   if (token.startsWith('sgk_')) {
     const key = model.byUniqueKey(uniqueKey('apiKey.hash', sha256(token)));
-    if (key && key.kind === 'apiKey') return { kind: 'apiKey', id: key.id, scopeId: key.scopeId, tenantId: key.tenantId };
+    if (key && key.kind === 'apiKey') return { kind: 'apiKey', id: key.id, scopeId: key.scopeId, tenantId: key.tenantId, capabilities: key.capabilities ?? [] };
   }
   throw new ScopeGateError('UNAUTHENTICATED', 'The bearer token is not valid.');
 }

@@ -224,7 +224,8 @@ export function uniqueKeysOf(r: StoredRecord): string[] {
     case 'scope':
       return r.parentId === null ? [] : [k('scope.slug', r.parentId, r.slug)];
     case 'user':
-      return [k('user.kindeId', r.kindeId), k('user.email', r.email.toLowerCase())];
+      // Unique per owning tenant (or among root's global identities): another tenant's people are not a conflict.
+      return [k('user.kindeId', r.tenantId ?? '', r.kindeId), k('user.email', r.tenantId ?? '', r.email.toLowerCase())];
     case 'app':
       return [k('app.slug', r.projectId, r.slug)];
     case 'appGrant':

@@ -2,7 +2,7 @@ import type { Limits, TopicConstraint } from '../../shared/limits.ts';
 
 /**
  * The records the store keeps. Every record has a `kind`, a globally unique `id` (prefixed by kind) and the
- * `tenantId` it belongs to (`null` for global records: scope types, type edges, users, signing keys).
+ * `tenantId` it belongs to (`null` for global records: scope types, type edges, root's global users, signing keys).
  * The tenant (or 'global') is the record's *partition*: the unit of optimistic concurrency in the store.
  */
 
@@ -124,9 +124,14 @@ export interface RolePermissionRecord extends Base {
   permissionId: string;
 }
 
+/**
+ * A user belongs to one tenant (`tenantId`, set from `defaultTenantId` at creation): a person who works for two
+ * tenants is two user records, one per tenant, each managed by its tenant. A user created by the root token
+ * without a tenant is a global identity (`tenantId: null`) that only the root token can see or link.
+ */
 export interface UserRecord extends Base {
   kind: 'user';
-  tenantId: null;
+  tenantId: string | null;
   subjectId: string;
   kindeId: string;
   email: string;
@@ -221,7 +226,18 @@ export interface ApiKeyRecord extends Base {
   /** sha256 of the key; keys are random 256-bit values, so a fast hash is enough. */
   hash: string;
   prefix: string;
+  /**
+   * Rights beyond the key's subtree that only the root token can grant (absent on keys made before they
+   * existed = none).
+   */
+  capabilities?: ApiKeyCapability[];
 }
+
+/**
+ * `tenant.plan`: may change the operator-owned fields of its tenant (plan and limits, see OPERATOR_FIELDS).
+ */
+export const API_KEY_CAPABILITIES = ['tenant.plan'] as const;
+export type ApiKeyCapability = (typeof API_KEY_CAPABILITIES)[number];
 
 export interface ActorSecretRecord extends Base {
   kind: 'actorSecret';

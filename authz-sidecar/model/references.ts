@@ -23,7 +23,8 @@ export const REFERENCES: Record<RecordKind, ReferenceField[]> = {
   role: [{ field: 'scopeId' }],
   permission: [{ field: 'scopeId' }],
   rolePermission: [{ field: 'roleId' }, { field: 'permissionId' }],
-  user: [{ field: 'defaultTenantId', soft: true }],
+  // A tenant's users go with the tenant; a global user's default tenant is only a preference.
+  user: [{ field: 'tenantId' }, { field: 'defaultTenantId', soft: true }],
   actor: [{ field: 'projectId' }, { field: 'accessScopeId' }],
   app: [{ field: 'projectId' }],
   appGrant: [{ field: 'appId' }, { field: 'actorId' }],

@@ -5,6 +5,7 @@ import { queries } from '../http/queries.ts';
 import * as responses from '../http/responses.ts';
 import { inputSchemas } from '../service/inputs.ts';
 import { parse } from '../http/validate.ts';
+import { auditFor } from '../http/audit-view.ts';
 import {
   createEnvironment,
   createProject,
@@ -69,11 +70,7 @@ export function managementRoutes(ctx: SidecarContext): Router {
   ctx.routes.add({ method: 'get', path: '/audit', tag: 'audit', summary: 'The audit log, newest first', query: queries.auditQuery, response: responses.auditPage });
   r.get('/audit', async (req, res) => {
     const query = parse(queries.auditQuery, req.query, 'query');
-    const principal = res.locals.principal as import('../access/principal.ts').Principal;
-    const tenantId = principal.kind === 'apiKey' ? principal.tenantId : query.tenantId;
-    const entries = await ctx.store.audit({ limit: query.limit, ...(query.before ? { before: query.before } : {}), ...(tenantId ? { tenantId } : {}) });
-    const last = entries[entries.length - 1];
-    res.json({ data: entries, nextBefore: entries.length === query.limit && last ? last.seq : null });
+    res.json(await auditFor(ctx.store, ctx.replica.model, res.locals.principal as import('../access/principal.ts').Principal, query));
   });
 
   // Writes report the revision; this lets a client ask which revision a replica has reached.

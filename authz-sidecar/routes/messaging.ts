@@ -271,7 +271,7 @@ export function messagingRoutes(ctx: SidecarContext, tokenIssuer: string): Route
     const key = `sgk_${randomBytes(32).toString('base64url')}`;
     const { value, revision } = await write(req, res, 'api_key.create', (tx) => {
       const scope = tx.ref('scope', input.scopeId, 'scopeId');
-      return tx.put({ kind: 'apiKey', ...tx.base('apiKey'), tenantId: scope.tenantId, scopeId: scope.id, name: input.name, hash: sha256(key), prefix: key.slice(0, 10) });
+      return tx.put({ kind: 'apiKey', ...tx.base('apiKey'), tenantId: scope.tenantId, scopeId: scope.id, name: input.name, hash: sha256(key), prefix: key.slice(0, 10), capabilities: [...new Set(input.capabilities)] });
     });
     res.status(201).json({ ...present(value), key, revision });
   });

@@ -43,7 +43,10 @@ export function deleteRecord(tx: Tx, target: StoredRecord, cascade: boolean): St
     for (const identity of identitiesOf(r)) {
       for (const referrer of tx.model.referrersOf(identity)) {
         if (doomed.has(referrer.id) || tx.deletes.has(referrer.id)) continue;
-        const soft = REFERENCES[referrer.kind].find((f) => f.soft && (referrer as unknown as Record<string, unknown>)[f.field] === identity);
+        const fields = referrer as unknown as Record<string, unknown>;
+        const pointing = REFERENCES[referrer.kind].filter((f) => fields[f.field] === identity);
+        // Soft only when every reference to the target is soft (a tenant's user refers to it hard, by tenantId).
+        const soft = pointing.every((f) => f.soft) ? pointing[0] : undefined;
         if (soft) {
           if (cascade) tx.put({ ...referrer, [soft.field]: null, updatedAt: tx.now } as StoredRecord);
           continue;

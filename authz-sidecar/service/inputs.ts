@@ -4,6 +4,7 @@
  * typed client are derived from them: nothing is written twice.
  */
 import { z } from 'zod';
+import { API_KEY_CAPABILITIES } from '../model/records.ts';
 import { limitsSchema, topicConstraintSchema } from '../../shared/limits.ts';
 
 /** No control characters anywhere in free text (names, descriptions). */
@@ -158,7 +159,12 @@ const definitions = {
     permissionId: id('perm'),
     state: overrideState,
   }),
-  apiKeyCreate: z.strictObject({ scopeId: id('scope'), name: text(100) }),
+  apiKeyCreate: z.strictObject({
+    scopeId: id('scope'),
+    name: text(100),
+    /** Only the root token may create a key with capabilities. */
+    capabilities: z.array(z.enum(API_KEY_CAPABILITIES)).max(API_KEY_CAPABILITIES.length).default([]),
+  }),
   // Seed 000
   accessScopeCreate: z.strictObject({
     slug,

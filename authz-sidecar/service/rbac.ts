@@ -139,26 +139,32 @@ function assertUserLimit(tx: Tx, tenantId: string, userId: string): void {
 }
 
 export function createUser(tx: Tx, input: Input<'userCreate'>): UserRecord {
-  tx.depend('global');
-  if (taken(tx, uniqueKey('user.kindeId', input.kindeId))) throw conflict(`A user with kindeId '${input.kindeId}' already exists.`, 'kindeId');
-  if (taken(tx, uniqueKey('user.email', input.email.toLowerCase()))) throw conflict(`A user with email '${input.email}' already exists.`, 'email');
-  const base = tx.base('user');
-  if (input.defaultTenantId) {
-    tx.ref('tenant', input.defaultTenantId, 'defaultTenantId');
-    assertUserLimit(tx, input.defaultTenantId, base.id);
+  // The owning tenant (the seed's defaultTenantId): unique keys and the partition are that tenant's, so a
+  // create in one tenant neither sees nor blocks the people of another.
+  const tenantId = input.defaultTenantId ?? null;
+  if (tenantId) tx.ref('tenant', tenantId, 'defaultTenantId');
+  else tx.depend('global');
+  if (taken(tx, uniqueKey('user.kindeId', tenantId ?? '', input.kindeId)) || pendingHas(tx, (r) => r.kind === 'user' && r.tenantId === tenantId && r.kindeId === input.kindeId)) {
+    throw conflict(`A user with kindeId '${input.kindeId}' already exists${tenantId ? ' in this tenant' : ''}.`, 'kindeId');
   }
+  const email = input.email.toLowerCase();
+  if (taken(tx, uniqueKey('user.email', tenantId ?? '', email)) || pendingHas(tx, (r) => r.kind === 'user' && r.tenantId === tenantId && r.email.toLowerCase() === email)) {
+    throw conflict(`A user with email '${input.email}' already exists${tenantId ? ' in this tenant' : ''}.`, 'email');
+  }
+  const base = tx.base('user');
+  if (tenantId) assertUserLimit(tx, tenantId, base.id);
   const user = tx.put({
     kind: 'user',
     ...base,
-    tenantId: null,
+    tenantId,
     subjectId: `subject_${base.id.slice(5)}`,
     kindeId: input.kindeId,
     email: input.email,
     firstName: input.firstName ?? null,
     lastName: input.lastName ?? null,
-    defaultTenantId: input.defaultTenantId ?? null,
+    defaultTenantId: tenantId,
   } satisfies UserRecord);
-  if (input.defaultTenantId) touchTenant(tx, input.defaultTenantId);
+  if (!tenantId) touchGlobal(tx);
   return user;
 }
 
@@ -171,14 +177,22 @@ function touchTenant(tx: Tx, tenantId: string): void {
 }
 
 export function patchUser(tx: Tx, user: UserRecord, input: Input<'userPatch'>): UserRecord {
-  tx.depend('global');
+  if (user.tenantId === null) tx.depend('global');
   if (input.email !== undefined && input.email.toLowerCase() !== user.email.toLowerCase()) {
-    if (taken(tx, uniqueKey('user.email', input.email.toLowerCase()))) throw conflict(`A user with email '${input.email}' already exists.`, 'email');
-    touchGlobal(tx);
+    if (taken(tx, uniqueKey('user.email', user.tenantId ?? '', input.email.toLowerCase()))) {
+      throw conflict(`A user with email '${input.email}' already exists${user.tenantId ? ' in this tenant' : ''}.`, 'email');
+    }
+    if (user.tenantId === null) touchGlobal(tx);
   }
-  if (input.defaultTenantId) {
-    tx.ref('tenant', input.defaultTenantId, 'defaultTenantId');
-    if (input.defaultTenantId !== user.defaultTenantId) {
+  if (input.defaultTenantId !== undefined && input.defaultTenantId !== user.defaultTenantId) {
+    // A tenant's user stays in its tenant: the same person elsewhere is another tenant's user record.
+    if (user.tenantId !== null) {
+      throw new ScopeGateError('CROSS_TENANT', `User '${user.id}' belongs to tenant '${user.tenantId}'; create the person as a user of the other tenant instead.`, [
+        { path: 'defaultTenantId', message: 'a user belongs to one tenant' },
+      ]);
+    }
+    if (input.defaultTenantId) {
+      tx.ref('tenant', input.defaultTenantId, 'defaultTenantId');
       assertUserLimit(tx, input.defaultTenantId, user.id);
       touchTenant(tx, input.defaultTenantId);
     }
@@ -202,15 +216,15 @@ export function createMembership(tx: Tx, input: Input<'membershipCreate'>): Memb
     ]);
   }
   tx.get(subject.kind, subject.id); // depend on the subject's partition
-  if (subject.kind === 'actor' && subject.tenantId !== scope.tenantId) {
-    throw new ScopeGateError('CROSS_TENANT', 'An actor can only be a member of scopes of its own tenant.', [{ path: 'scopeId', message: 'other tenant' }]);
+  if (subject.tenantId !== null && subject.tenantId !== scope.tenantId) {
+    throw new ScopeGateError('CROSS_TENANT', `A${subject.kind === 'actor' ? 'n actor' : ' user'} can only be a member of scopes of its own tenant.`, [{ path: 'scopeId', message: 'other tenant' }]);
   }
   if (taken(tx, uniqueKey('membership', subject.subjectId, scope.id))) {
     throw conflict('This subject is already a member of this scope.');
   }
   if (subject.kind === 'user') {
     assertUserLimit(tx, scope.tenantId, subject.id);
-    tx.depend('global');
+    if (subject.tenantId === null) tx.depend('global');
   }
   return tx.put({
     kind: 'membership',
