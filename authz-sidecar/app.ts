@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import express, { type ErrorRequestHandler, type RequestHandler } from 'express';
 import { sendError } from '../shared/http-error.ts';
 import { authenticateAdmin } from './http/auth.ts';
+import { retryAfterOf } from './http/rate-limit.ts';
 import type { DecisionAnswers } from './http/decision-answers.ts';
 import { toClientError } from './http/error-response.ts';
 import { buildOpenApi } from './http/openapi.ts';
@@ -103,7 +104,10 @@ export function createApp(deps: AppDeps): express.Express {
 
   const v1 = express.Router();
   v1.use(((_req, res, next) => {
-    res.locals.principal = authenticateAdmin(deps.replica.model, deps.adminToken, _req.headers.authorization);
+    const principal = authenticateAdmin(deps.replica.model, deps.adminToken, _req.headers.authorization);
+    res.locals.principal = principal;
+    // Every admin request costs one unit of its key's and tenant's budget; routes charge heavy work on top.
+    deps.rateLimiter.charge(principal, 1);
     next();
   }) as RequestHandler);
   // Evaluate first: it is the hot route, and Express tries routes in order.
@@ -124,7 +128,8 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(((err, _req, res, _next) => {
     const error = toClientError(err, (res.locals.log as typeof deps.logger | undefined) ?? deps.logger);
     if (error.code === 'STORE_UNAVAILABLE') deps.metrics.storeErrors.inc();
-    sendError(res, error);
+    const retryAfter = retryAfterOf(error);
+    sendError(res, error, retryAfter ? { 'retry-after': retryAfter } : {});
   }) as ErrorRequestHandler);
 
   return app;

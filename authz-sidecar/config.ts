@@ -1,5 +1,6 @@
 import { ConfigError, intFrom, logLevelFrom, portFrom } from '../shared/config.ts';
 import { redisTargetFrom, type RedisTarget } from '../shared/redis-target.ts';
+import { DEFAULT_ADMIN_RATE_LIMITS } from './http/rate-limit.ts';
 
 /**
  * The sidecar's configuration: the only reader of process.env. Validated once at start, every problem
@@ -25,6 +26,8 @@ export interface SidecarConfig {
   trustedIssuer: { issuer: string; jwksUrl: string; audience: string | null } | null;
   /** Issuer name put in the JWTs this sidecar signs. */
   tokenIssuer: string;
+  /** Admin-API work units per second per API key and per tenant (0 = unlimited); the root token is not limited. */
+  rateLimits: { perKey: number; perTenant: number };
 }
 
 
@@ -40,6 +43,8 @@ export function loadSidecarConfig(env: NodeJS.ProcessEnv = process.env): Readonl
   const brokerToken = env.BROKER_TOKEN?.trim() || null;
   if (brokerToken && brokerToken.length < 16) problems.push('BROKER_TOKEN must be at least 16 characters');
   const logLevel = logLevelFrom(env.LOG_LEVEL, problems);
+  const perKey = intFrom(env.ADMIN_RATE_LIMIT_PER_KEY, DEFAULT_ADMIN_RATE_LIMITS.perKey, 'ADMIN_RATE_LIMIT_PER_KEY', 0, 10_000_000, problems);
+  const perTenant = intFrom(env.ADMIN_RATE_LIMIT_PER_TENANT, DEFAULT_ADMIN_RATE_LIMITS.perTenant, 'ADMIN_RATE_LIMIT_PER_TENANT', 0, 10_000_000, problems);
   let trustedIssuer: SidecarConfig['trustedIssuer'] = null;
   if (env.TRUSTED_JWT_ISSUER || env.TRUSTED_JWKS_URL) {
     if (!env.TRUSTED_JWT_ISSUER || !env.TRUSTED_JWKS_URL) problems.push('TRUSTED_JWT_ISSUER and TRUSTED_JWKS_URL must be set together');
@@ -59,5 +64,6 @@ export function loadSidecarConfig(env: NodeJS.ProcessEnv = process.env): Readonl
     logLevel,
     trustedIssuer,
     tokenIssuer: env.TOKEN_ISSUER?.trim() || 'scopegate',
+    rateLimits: { perKey, perTenant },
   });
 }

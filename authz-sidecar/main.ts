@@ -30,6 +30,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<{ port
     logger,
     tokenIssuer: config.tokenIssuer,
     trustedIssuer: config.trustedIssuer,
+    rateLimits: { ...config.rateLimits, burstSeconds: 2 },
   });
   const port = await sidecar.listen(config.port, config.host);
   logger.info({ port }, `authz-sidecar listening on http://${config.host}:${port}`);

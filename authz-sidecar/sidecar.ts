@@ -14,6 +14,7 @@ import { ensureBuiltins } from './service/builtins.ts';
 import { Writer } from './service/writer.ts';
 import type { PolicyStore } from './store/policy-store.ts';
 import { LoginThrottle } from './credentials/login-throttle.ts';
+import { AdminRateLimiter, DEFAULT_ADMIN_RATE_LIMITS, type AdminRateLimits } from './http/rate-limit.ts';
 import type { TrustedIssuerConfig } from './credentials/trusted-issuer.ts';
 import { ensureSigningKey, newSigningKey } from './credentials/signing-keys.ts';
 import type { SessionLedger } from './ledger/session-ledger.ts';
@@ -38,6 +39,8 @@ export interface SidecarOptions {
   ledger?: SessionLedger;
   /** Session-count limits checked when a CONNECT reserves its slot (issue 13's maxSessions); none by default. */
   sessionLimits?: SessionLimits;
+  /** Admin-API rate limits per API key and per tenant (defaults: DEFAULT_ADMIN_RATE_LIMITS). */
+  rateLimits?: AdminRateLimits;
 }
 
 /**
@@ -77,6 +80,7 @@ export async function createSidecar(options: SidecarOptions) {
     routes: new RouteRegistry(),
     ledger,
     sessionLimits: options.sessionLimits ?? noSessionLimits,
+    rateLimiter: new AdminRateLimiter(options.rateLimits ?? DEFAULT_ADMIN_RATE_LIMITS),
     metrics,
     tokenIssuer: options.tokenIssuer ?? 'scopegate',
     trustedIssuer: options.trustedIssuer ?? null,

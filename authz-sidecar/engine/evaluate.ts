@@ -92,6 +92,8 @@ export interface Decision {
   limit?: { name: 'maxPayloadBytes'; value: number; scopeId: string };
   /** Set when the request was made on behalf of a principal: both sides' decisions (see engine/delegation.ts). */
   delegation?: { delegationId: string | null; agent: Decision; principal: Decision | null };
+  /** Trace steps left out because the trace reached its bound (the decision itself is unaffected). */
+  traceOmitted?: number;
 }
 
 /** The target scope, its ancestors, up to and including the nearest `define` scope (always the tenant). */
@@ -206,10 +208,16 @@ export function decidingOverride(model: PolicyModel, at: PathIndex, c: Candidate
   return undefined;
 }
 
-export function evaluate(model: PolicyModel, req: EvaluateRequest, explain = false): Decision {
+/** `maxTraceSteps` bounds the explain trace (an answer's size): later steps are counted in `traceOmitted`. */
+export function evaluate(model: PolicyModel, req: EvaluateRequest, explain = false, maxTraceSteps = Infinity): Decision {
   const at = pathIndexOf(model, req.scopeId);
   const path = [...at.ids];
   const trace: TraceStep[] | undefined = explain ? [] : undefined;
+  let omitted = 0;
+  const record = (step: TraceStep) => {
+    if (trace!.length < maxTraceSteps) trace!.push(step);
+    else omitted++;
+  };
 
   const subject = model.subject(req.subjectId);
   if (!subject || subject.kind !== req.subjectType) {
@@ -225,11 +233,7 @@ export function evaluate(model: PolicyModel, req: EvaluateRequest, explain = fal
   let sawMembership = false;
   let sawOverride = false;
   let allowed: Grant | undefined;
-  const onSkip = trace
-    ? (step: TraceStep) => {
-        trace.push(step);
-      }
-    : undefined;
+  const onSkip = trace ? record : undefined;
 
   for (const c of candidateGrants(model, req.subjectId, at, onSkip)) {
     sawMembership = true;
@@ -271,15 +275,16 @@ export function evaluate(model: PolicyModel, req: EvaluateRequest, explain = fal
         if (!trace) break;
       }
     }
-    trace?.push(step);
+    if (trace) record(step);
   }
   if (!sawMembership) sawMembership = model.membershipsOf(req.subjectId).some((m) => at.depth.has(m.scopeId));
 
-  if (allowed) return { decision: 'ALLOWED', grant: allowed, path, ...(trace ? { trace } : {}) };
+  const explained = trace ? { trace, ...(omitted > 0 ? { traceOmitted: omitted } : {}) } : {};
+  if (allowed) return { decision: 'ALLOWED', grant: allowed, path, ...explained };
   // A permission that fits but whose fields (maxQos, retain, maxPayloadBytes) refuse the request's context is
   // no matching permission; the trace names the field.
   const reason: DenyReason = sawOverride ? 'override_disabled' : sawMembership ? 'no_matching_permission' : 'no_membership';
-  return { decision: 'DENIED', reason, path, ...(trace ? { trace } : {}) };
+  return { decision: 'DENIED', reason, path, ...explained };
 }
 
 /** A topic permission's field that refuses the request's MQTT context (qos, retain, payload size), if any. */

@@ -8,6 +8,7 @@ import type { PolicyModel } from '../model/policy-model.ts';
 import { authenticateAdmin, authenticateBroker } from './auth.ts';
 import type { DecisionAnswers } from './decision-answers.ts';
 import { toClientError } from './error-response.ts';
+import { retryAfterOf, type AdminRateLimiter } from './rate-limit.ts';
 
 const BODY_LIMIT = 1024 * 1024;
 
@@ -18,6 +19,7 @@ export interface FastRouteDeps {
   logger: Logger;
   metrics: SidecarMetrics;
   answers: DecisionAnswers;
+  rateLimiter: AdminRateLimiter;
 }
 
 /**
@@ -32,7 +34,11 @@ export function fastRoutes(deps: FastRouteDeps): (req: IncomingMessage, res: Ser
   const { answers } = deps;
   const brokerOnly = (req: IncomingMessage) => authenticateBroker(deps.brokerToken, req.headers.authorization);
   const routes: Record<string, (req: IncomingMessage, body: Buffer, log: Logger) => Promise<unknown>> = {
-    '/v1/evaluate': async (req, raw, log) => answers.evaluate(authenticateAdmin(deps.replica.model, deps.adminToken, req.headers.authorization), parseJson(raw), false, log),
+    '/v1/evaluate': async (req, raw, log) => {
+      const principal = authenticateAdmin(deps.replica.model, deps.adminToken, req.headers.authorization);
+      deps.rateLimiter.charge(principal, 1);
+      return answers.evaluate(principal, parseJson(raw), false, log);
+    },
     '/v1/broker/connect': async (req, raw, log) => {
       brokerOnly(req);
       return answers.connect(parseJson(raw), log);
@@ -96,6 +102,7 @@ export function fastRoutes(deps: FastRouteDeps): (req: IncomingMessage, res: Ser
     if (res.headersSent) return;
     if (error.code === 'STORE_UNAVAILABLE') deps.metrics.storeErrors.inc();
     deps.metrics.httpRequests.inc({ method: 'POST', status: String(error.status) });
-    sendError(res, error, { 'x-request-id': requestId });
+    const retryAfter = retryAfterOf(error);
+    sendError(res, error, { 'x-request-id': requestId, ...(retryAfter ? { 'retry-after': retryAfter } : {}) });
   }
 }

@@ -1,4 +1,4 @@
-import { createSidecar, type Sidecar } from '../../authz-sidecar/sidecar.ts';
+import { createSidecar, type Sidecar, type SidecarOptions } from '../../authz-sidecar/sidecar.ts';
 import { MemoryPolicyStore } from '../../authz-sidecar/store/memory-policy-store.ts';
 import type { PolicyStore } from '../../authz-sidecar/store/policy-store.ts';
 
@@ -15,8 +15,8 @@ export interface TestSidecar {
 }
 
 /** Starts a real sidecar on an ephemeral port over the given store (in-memory by default). */
-export async function startSidecar(store: PolicyStore = new MemoryPolicyStore()): Promise<TestSidecar> {
-  const sidecar = await createSidecar({ store, adminToken: 'test-admin-token-0123456789', brokerToken: 'test-broker-token-0123456789' });
+export async function startSidecar(store: PolicyStore = new MemoryPolicyStore(), options: Partial<SidecarOptions> = {}): Promise<TestSidecar> {
+  const sidecar = await createSidecar({ store, adminToken: 'test-admin-token-0123456789', brokerToken: 'test-broker-token-0123456789', ...options });
   const port = await sidecar.listen(0);
   const url = `http://127.0.0.1:${port}`;
   const api = async (method: string, path: string, body?: unknown, token = sidecar.adminToken) => {

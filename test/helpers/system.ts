@@ -3,6 +3,7 @@ import { loadBrokerConfig, type BrokerConfig } from '../../broker/config.ts';
 import { startBroker, type RunningBroker } from '../../broker/server.ts';
 import { ScopeGateClient } from '../../client/index.ts';
 import type { PolicyStore } from '../../authz-sidecar/store/policy-store.ts';
+import type { SidecarOptions } from '../../authz-sidecar/sidecar.ts';
 import { startSidecar, type TestSidecar } from './sidecar.ts';
 
 export interface TestBroker {
@@ -29,8 +30,8 @@ export interface TestSystem {
 }
 
 /** Sidecar (in-memory store unless one is given) + broker, wired as `npm start` wires them. */
-export async function startSystem(options: { store?: PolicyStore; broker?: Partial<BrokerConfig> } = {}): Promise<TestSystem> {
-  const side = await startSidecar(options.store);
+export async function startSystem(options: { store?: PolicyStore; broker?: Partial<BrokerConfig>; sidecar?: Partial<SidecarOptions> } = {}): Promise<TestSystem> {
+  const side = await startSidecar(options.store, options.sidecar);
   const broker = await startTestBroker(side.url, side.brokerToken, options.broker);
   return {
     side,
