@@ -264,13 +264,23 @@ export function outgoingBytes(client: Client): number {
 }
 
 /**
- * The client's remote address: for WebSocket connections Aedes puts what it parsed from the upgrade request
- * in `client.connDetails` (undocumented); for TCP the socket has `remoteAddress`.
+ * The client's remote address: for WebSocket connections Aedes copies `req.connDetails` of the request given
+ * to `aedes.handle(stream, req)` to `client.connDetails` (undocumented; aedes-server-factory's convention, set
+ * by handleWithAddress below); for TCP the socket has `remoteAddress`.
  */
 export function remoteAddressOf(client: Client): string | undefined {
   const c = client as ClientInternals;
   const conn = client.conn as { remoteAddress?: string };
   return c.connDetails?.ipAddress ?? conn.remoteAddress ?? undefined;
+}
+
+/**
+ * Hands a WebSocket connection to Aedes with its client's address (`req.connDetails.ipAddress`, which Aedes
+ * 1.x keeps as `client.connDetails`): a WebSocket stream has no `remoteAddress` of its own.
+ */
+export function handleWithAddress(aedes: Aedes, stream: import('node:stream').Duplex, req: import('node:http').IncomingMessage, ipAddress: string | undefined): void {
+  (req as import('node:http').IncomingMessage & { connDetails?: unknown }).connDetails = { ipAddress, isWebsocket: true };
+  aedes.handle(stream, req);
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 import { ConfigError, intFrom, logLevelFrom } from '../shared/config.ts';
 import type { LimitDefaults } from './limits/session-limits.ts';
 import { redisTargetFrom, type RedisTarget } from '../shared/redis-target.ts';
+import { normalize } from './client-address.ts';
 
 /**
  * The broker's configuration: the only reader of process.env in broker/. Validated once at start, every
@@ -47,6 +48,8 @@ export interface BrokerConfig {
    * message queued). A client that stops reading never delays any other.
    */
   maxOutgoingBytes: number;
+  /** Peers whose `x-forwarded-for` is believed for a WebSocket client's address (MQTT_TRUSTED_PROXIES). */
+  trustedProxies: string[];
   logLevel: string;
   /** Safe defaults with no configuration (README: Limits); the scope tree's `limits` override the per-session ones. */
   limitDefaults: Readonly<LimitDefaults>;
@@ -81,9 +84,13 @@ export function loadBrokerConfig(env: NodeJS.ProcessEnv = process.env): Readonly
   });
   const maxOutgoingBytes = intFrom(env.MQTT_MAX_OUTGOING_BYTES, 1_048_576, 'MQTT_MAX_OUTGOING_BYTES', 65_536, 1_073_741_824, problems);
   const heartbeatMs = intFrom(env.BROKER_HEARTBEAT_MS, 60_000, 'BROKER_HEARTBEAT_MS', 100, 3_600_000, problems);
+  const trustedProxies = (env.MQTT_TRUSTED_PROXIES ?? '').split(',').map((a) => a.trim()).filter((a) => a !== '');
+  const badProxies = trustedProxies.filter((a) => normalize(a) === undefined);
+  if (badProxies.length > 0) problems.push(`MQTT_TRUSTED_PROXIES must be comma-separated IP addresses (got '${badProxies[0]!.slice(0, 40)}')`);
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({
     limitDefaults,
+    trustedProxies: trustedProxies.map((a) => normalize(a)!),
     mqttPort,
     wsPort,
     metricsPort,

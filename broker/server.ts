@@ -9,9 +9,10 @@ import { stateOf } from './session-registry.ts';
 import { REFUSED_FILTER } from './session-state.ts';
 import pino, { type Logger } from 'pino';
 import { WebSocketServer, createWebSocketStream } from 'ws';
+import { clientAddressOf } from './client-address.ts';
 import { sendError } from '../shared/http-error.ts';
 import { redisTargetFrom } from '../shared/redis-target.ts';
-import { checkAedesVersions, destroyPersistence, forgetClientsClosedBeforeRegistration, keepStoredTopicsInternal, limitOfflineQueues, neverWaitForDrain, subscriptionsOf, redisOutgoingKey, tolerateUnknownPubrec } from './aedes-internals.ts';
+import { checkAedesVersions, destroyPersistence, forgetClientsClosedBeforeRegistration, handleWithAddress, keepStoredTopicsInternal, limitOfflineQueues, neverWaitForDrain, subscriptionsOf, redisOutgoingKey, tolerateUnknownPubrec } from './aedes-internals.ts';
 import { LimitCounters } from './limits/limit-counters.ts';
 import { OfflineQueues } from './limits/offline-queues.ts';
 import { RetainedQuota } from './limits/retained-quota.ts';
@@ -165,7 +166,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
     const stream = createWebSocketStream(ws);
     stream.on('error', () => stream.destroy());
     neverWaitForDrain(stream);
-    aedes.handle(stream, req);
+    handleWithAddress(aedes, stream, req, clientAddressOf(req, config.trustedProxies));
   });
   const wsPort = await listenOn(http, config.wsPort, config.host, 'MQTT_WS_PORT');
 

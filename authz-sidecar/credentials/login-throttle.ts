@@ -1,7 +1,10 @@
 /**
- * Slows down repeated failed MQTT logins, per client address and per username: after `freeAttempts`
- * failures within `windowMs`, further attempts from that address (or for that username) are refused without
- * checking credentials until the back-off (doubling, capped) has passed. A success clears the username.
+ * Slows down repeated failed MQTT logins, per client address and per username *from that address*: after
+ * `freeAttempts` failures within `windowMs`, further attempts from that address (or for that username from
+ * that address) are refused without checking credentials until the back-off (doubling, capped) has passed.
+ * The username block is keyed by address so that nobody can lock out a holder of valid credentials by
+ * failing with its username from elsewhere (issue 11.11); guessing from many addresses gains nothing against
+ * 256-bit secrets and signed tokens. A success clears the username's entry for that address.
  * Bounded: the oldest entries are dropped past `maxEntries`, so an attacker cannot grow memory without limit.
  */
 export interface LoginThrottleOptions {
@@ -65,11 +68,16 @@ export class LoginThrottle {
     }
   }
 
-  succeed(username: string): void {
-    this.entries.delete(`u:${username}`);
+  succeed(address: string | undefined, username: string): void {
+    this.entries.delete(userKey(address, username));
   }
 }
 
+/** Without an address (it should always be known), the username alone is the key: the old, stricter rule. */
+function userKey(address: string | undefined, username: string): string {
+  return `u:${address ?? ''}\u0000${username}`;
+}
+
 function keys(address: string | undefined, username: string): string[] {
-  return address ? [`a:${address}`, `u:${username}`] : [`u:${username}`];
+  return address ? [`a:${address}`, userKey(address, username)] : [userKey(address, username)];
 }

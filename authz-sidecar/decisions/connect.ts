@@ -114,7 +114,7 @@ export function createConnectDecider(src: ConnectSources, options: ConnectDecide
       const message = delegated ? 'No delegation grant in force for this actor and principal, or the actor may not connect.' : 'This actor may not connect (disabled, or outside its project).';
       return { decision: 'denied', reason: 'not_authorized', message };
     }
-    throttle.succeed(a.username);
+    throttle.succeed(a.address, a.username);
     a.session = session;
     return undefined;
   };
