@@ -235,4 +235,12 @@ describe('remoteAddressOf', () => {
     expect(await seen).toMatch(/127\.0\.0\.1$/);
     await c.end();
   });
+
+  it('handleWithAddress: a WebSocket client carries its peer address (x-forwarded-for only from a trusted proxy)', async () => {
+    const { remoteAddressOf } = await import('../broker/aedes-internals.ts');
+    const seen = new Promise<string | undefined>((resolve) => sys.broker.broker.aedes.once('clientReady', (c) => resolve(remoteAddressOf(c))));
+    const c = await open(sys.broker.wsUrl, alice, { wsOptions: { headers: { 'x-forwarded-for': '203.0.113.9' } } });
+    expect(await seen).toBe('127.0.0.1');
+    await c.end();
+  });
 });
