@@ -79,7 +79,7 @@ describe('7: plan limits are the operator’s', () => {
   afterAll(async () => s?.close());
 
   it('a tenant key cannot lift its own maxUsers, maxWorkspaces or planKey', async () => {
-    for (const change of [{ maxUsers: 100_000 }, { maxUsers: null }, { maxWorkspaces: 1000 }, { planKey: 'enterprise' }, { name: 'ok', maxUsers: 6 }]) {
+    for (const change of [{ maxUsers: 100_000 }, { maxUsers: null }, { maxWorkspaces: 1000 }, { planKey: 'enterprise' }, { name: 'ok', maxUsers: 6 }, { limits: { maxSessions: 1_000_000 } }]) {
       const r = await s.api('PATCH', `/v1/tenants/${a.tenant.id}`, change, a.tenantKey);
       expect(r.status, JSON.stringify(change)).toBe(403);
       expect(r.body.error.code).toBe('FORBIDDEN');

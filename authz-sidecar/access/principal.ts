@@ -27,7 +27,8 @@ export type Principal =
  * changes them only with the capability named here, which only the root token can put on a key.
  */
 export const OPERATOR_FIELDS: { [K in RecordKind]?: { fields: readonly (keyof RecordOf<K>)[]; capability: ApiKeyCapability } } = {
-  tenant: { fields: ['planKey', 'maxUsers', 'maxWorkspaces'], capability: 'tenant.plan' },
+  // The tenant's MQTT `limits` bound its whole tree (a child only narrows them): they are the plan's too.
+  tenant: { fields: ['planKey', 'maxUsers', 'maxWorkspaces', 'limits'], capability: 'tenant.plan' },
 };
 
 /** The scope a record lives at, for deciding whether an API key may see or change it; null for global records. */
