@@ -24,14 +24,14 @@ export function activeDelegation(model: PolicyModel, actorId: string, principalS
 }
 
 /**
- * May this subject be a principal of an agent of `tenantId`? An enabled actor of the tenant, or a user with a
- * membership in the tenant (or whose default tenant it is). Delegation never crosses a tenant.
+ * May this subject be a principal of an agent of `tenantId`? An enabled actor of the tenant, or a user of the
+ * tenant (users are per tenant), or a root's global user with a membership in it. Delegation never crosses a tenant.
  */
 export function principalOfTenant(model: PolicyModel, subjectId: string, tenantId: string): boolean {
   const subject = model.subject(subjectId);
   if (!subject) return false;
   if (subject.kind === 'actor') return subject.tenantId === tenantId && !subject.disabled;
-  return subject.defaultTenantId === tenantId || model.membershipsOf(subject.subjectId).some((m) => m.tenantId === tenantId);
+  return subject.tenantId === tenantId || model.membershipsOf(subject.subjectId).some((m) => m.tenantId === tenantId);
 }
 
 export function subjectTypeOf(model: PolicyModel, subjectId: string): SubjectType | null {
