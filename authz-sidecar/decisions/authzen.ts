@@ -107,11 +107,11 @@ export function toEvaluateRequest(model: PolicyModel, ev: AuthzenEvaluation): Ev
   }
   const onBehalfOf = principalOf(ctx.onBehalfOf);
   return {
-    actor: { subjectId: resolveSubject(model, ev.subject.id, subjectType), subjectType },
+    actor: { subjectId: resolveSubject(model, ev.subject.id, subjectType, scopeId), subjectType },
     scopeId,
     action: ev.action.name,
     resource: typeof topic === 'string' ? { resourceType: 'topic', resourceId: topic } : { resourceType: ev.resource.type, resourceId: ev.resource.id },
-    ...(onBehalfOf ? { onBehalfOf: { subjectId: resolveSubject(model, onBehalfOf, null) } } : {}),
+    ...(onBehalfOf ? { onBehalfOf: { subjectId: resolveSubject(model, onBehalfOf, null, scopeId) } } : {}),
   };
 }
 
@@ -124,10 +124,15 @@ function principalOf(value: unknown): string | null {
   return id;
 }
 
-/** A subjectId as given, or the subject of a user/actor id, or a user's email address; unknown ids stay as they are. */
-function resolveSubject(model: PolicyModel, id: string, type: 'user' | 'actor' | null): string {
+/**
+ * A subjectId as given, or the subject of a user/actor id, or a user's email address; unknown ids stay as they
+ * are. Users are per tenant: an address names the user of the target scope's tenant, else a root's global user.
+ */
+function resolveSubject(model: PolicyModel, id: string, type: 'user' | 'actor' | null, scopeId: string): string {
   if (model.subject(id)) return id;
-  const user = type !== 'actor' ? (model.get('user', id) ?? model.byUniqueKey(uniqueKey('user.email', id.toLowerCase()))) : undefined;
+  const tenantId = model.get('scope', scopeId)?.tenantId ?? '';
+  const byEmail = () => model.byUniqueKey(uniqueKey('user.email', tenantId, id.toLowerCase())) ?? model.byUniqueKey(uniqueKey('user.email', '', id.toLowerCase()));
+  const user = type !== 'actor' ? (model.get('user', id) ?? byEmail()) : undefined;
   if (user?.kind === 'user') return user.subjectId;
   const actor = type !== 'user' ? model.get('actor', id) : undefined;
   return actor ? actor.subjectId : id;
