@@ -17,14 +17,27 @@ const services = compose.services;
 
 /** `${NAME:?message}` → a value, as `docker compose` would substitute from the environment. */
 function substituted(env: Record<string, string> = {}): Record<string, string> {
-  return Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v).replace(/\$\{(\w+)(:[?-][^}]*)?\}/g, (_m, name: string) => `${name.toLowerCase()}-for-compose-test-0123456789`)]));
+  // `${VAR:-default}` becomes its default; `${VAR:?message}` (required) a placeholder value.
+  return Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v).replace(/\$\{(\w+)(:[?-][^}]*)?\}/g, (_m, name: string, mod?: string) => (mod?.startsWith(':-') ? mod.slice(2) : `${name.toLowerCase()}-for-compose-test-0123456789`))]));
 }
 const published = (s: Service) => (s.ports ?? []).map((p) => p.split(':').slice(-2).map(Number) as [number, number]);
 
 describe('docker-compose.yml', () => {
   it('has redis, sidecar and broker, each with a health check', () => {
-    expect(Object.keys(services).sort()).toEqual(['broker', 'redis', 'sidecar']);
+    const base = Object.entries(services).filter(([, s]) => !(s as { profiles?: string[] }).profiles).map(([name]) => name);
+    expect(base.sort()).toEqual(['broker', 'redis', 'sidecar']);
     for (const s of Object.values(services)) expect(s.healthcheck?.test.length).toBeGreaterThan(0);
+  });
+
+  it('has a `sentinel` profile: a replica of redis and three sentinels, reachable with the URL the header names', () => {
+    const profiled = Object.entries(services).filter(([, s]) => (s as { profiles?: string[] }).profiles?.includes('sentinel')).map(([name]) => name);
+    expect(profiled.sort()).toEqual(['redis-replica', 'sentinel-1', 'sentinel-2', 'sentinel-3']);
+    expect([services['redis-replica']!.command].flat().join(' ')).toMatch(/--replicaof redis 6379/);
+    for (const n of [1, 2, 3]) expect([services[`sentinel-${n}`]!.command].flat().join(' ')).toMatch(/sentinel monitor sgmaster redis 6379 2/);
+    const header = readFileSync(fileURLToPath(new URL('../docker-compose.yml', import.meta.url)), 'utf8');
+    const url = /REDIS_URL=(redis\+sentinel:\S+)/.exec(header)?.[1];
+    const config = loadSidecarConfig({ REDIS_URL: url });
+    expect(config.redis).toMatchObject({ mode: 'sentinel', masterName: 'sgmaster', sentinels: [{ host: 'sentinel-1', port: 26379 }, { host: 'sentinel-2', port: 26379 }, { host: 'sentinel-3', port: 26379 }] });
   });
 
   it('runs Redis with AOF and fsync on every write', () => {
