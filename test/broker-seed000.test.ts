@@ -3,7 +3,7 @@
  * the agent multi-tenancy example, driven by mqtt.js clients against a real broker and sidecar.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, settle, type TestClient } from './helpers/mqtt.ts';
+import { connect, type TestClient } from './helpers/mqtt.ts';
 import { createActor, createProject, startSystem, type TestSystem } from './helpers/system.ts';
 
 let sys: TestSystem;
@@ -37,9 +37,12 @@ describe('pattern 1: one scope per tenant customer', () => {
 
       // The backend answers into one tenant by naming its namespace.
       await be.publish('my-app/globex/chat/messages', 'to globex');
+      // 'to globex' reached b after alice's message was routed (a and be had it): it is b's sentinel.
       expect((await b.next((m) => m.payload === 'to globex')).topic).toBe('my-app/chat/messages');
-      await settle();
       expect(b.messages.map((m) => m.payload)).not.toContain('hello from alice');
+      // a's sentinel: the backend's next message, into acme; 'to globex' would have come before it.
+      await be.publish('my-app/acme-corp/chat/messages', 'sentinel for alice');
+      await a.next((m) => m.payload === 'sentinel for alice');
       expect(a.messages.map((m) => m.payload)).not.toContain('to globex');
     } finally {
       await Promise.all([a.end(), b.end(), be.end()]);
@@ -63,10 +66,11 @@ describe('pattern 2: staging and production', () => {
     try {
       await t.subscribe('my-app/events');
       await s.publish('my-app/events', 'staging-1');
-      await p.publish('my-app/events', 'production-1');
-      await t.next((m) => m.payload === 'staging-1');
-      await settle();
-      expect(t.messages.map((m) => m.payload)).toEqual(['staging-1']);
+      // QoS 1: the PUBACK comes after the broker routed it, so the sentinel below is routed after it.
+      await p.publish('my-app/events', 'production-1', { qos: 1 });
+      await s.publish('my-app/events', 'sentinel-1');
+      await t.next((m) => m.payload === 'sentinel-1');
+      expect(t.messages.map((m) => m.payload)).toEqual(['staging-1', 'sentinel-1']);
 
       await api.actors.update(tester.actorId, { accessScopeId: production.accessScopeId });
       // Re-decided live: the subscription now lives in production.
@@ -74,8 +78,9 @@ describe('pattern 2: staging and production', () => {
         await p.publish('my-app/events', 'production-2');
         return t.messages.some((m) => m.payload === 'production-2');
       }, { timeout: 2_000, interval: 50 }).toBe(true);
-      await s.publish('my-app/events', 'staging-2');
-      await settle();
+      await s.publish('my-app/events', 'staging-2', { qos: 1 });
+      await p.publish('my-app/events', 'sentinel-2');
+      await t.next((m) => m.payload === 'sentinel-2');
       expect(t.messages.map((m) => m.payload)).not.toContain('staging-2');
       expect(t.messages.every((m) => m.topic === 'my-app/events')).toBe(true);
     } finally {
@@ -104,8 +109,10 @@ describe('pattern 3: teams inside a customer (nested scopes)', () => {
       await c1.publish('chat/room', 'red says hi');
       expect((await c2.next()).topic).toBe('chat/room');
       expect((await cl.next((m) => m.payload === 'red says hi')).topic).toBe('chat/red-team/room');
-      await settle();
-      expect(c3.messages).toEqual([]);
+      // Sentinel: blue's own message comes back to it after red's was routed (c2 and cl had it).
+      await c3.publish('chat/room', 'blue sentinel');
+      await c3.next((m) => m.payload === 'blue sentinel');
+      expect(c3.messages.map((m) => m.payload)).toEqual(['blue sentinel']);
     } finally {
       await Promise.all([c1, c2, c3, cl].map((c) => c.end()));
     }
@@ -129,12 +136,15 @@ describe('agents: orchestrators and workers per tenant', () => {
       await o.publish('agents/_blackboard/state', 'step-1', { retain: true });
       expect((await w1.next((m) => m.topic === 'agents/_handoff/dispatch')).payload).toContain('summarize');
       await w1.next((m) => m.topic === 'agents/_blackboard/state');
-      // A late worker of tenant 2 gets no retained blackboard of tenant 1.
+      // A late worker of tenant 2 gets no retained blackboard of tenant 1. Sentinel: tenant 2's own retained
+      // state, which the same subscription delivers from the same retained lookup.
+      await w2.publish('agents/_blackboard/state', 't2-state', { qos: 1, retain: true });
       const late = await connect(sys.url, worker2.actorId, worker2.token, { clientId: 'late' });
       await late.subscribe('agents/#');
-      await settle();
-      expect(w2.messages).toEqual([]);
-      expect(late.messages).toEqual([]);
+      await late.next((m) => m.payload === 't2-state');
+      await w2.next((m) => m.payload === 't2-state');
+      expect(w2.messages.map((m) => m.payload)).toEqual(['t2-state']);
+      expect(late.messages.map((m) => m.payload)).toEqual(['t2-state']);
       await late.end();
     } finally {
       await Promise.all([o.end(), w1.end(), w2.end()]);
