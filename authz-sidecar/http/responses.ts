@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { limitsSchema, topicConstraintSchema } from '../../shared/limits.ts';
 import type { RecordKind, StoredRecord } from '../model/records.ts';
+import { API_KEY_CAPABILITIES } from '../model/records.ts';
 import type { Presented } from './present.ts';
 
 /**
@@ -92,7 +93,7 @@ export const presentedSchemas = {
   roleAssignment: z.object({ ...base, tenantId: z.string(), roleId: z.string(), membershipId: z.string() }),
   permissionOverride: z.object({ ...base, tenantId: z.string(), childScopeId: z.string(), permissionId: z.string(), state: z.enum(['enabled', 'disabled']) }),
   rolePermissionOverride: z.object({ ...base, tenantId: z.string(), childScopeId: z.string(), roleId: z.string(), permissionId: z.string(), state: z.enum(['enabled', 'disabled']) }),
-  apiKey: z.object({ ...base, tenantId: z.string(), scopeId: z.string(), name: z.string(), prefix: z.string() }),
+  apiKey: z.object({ ...base, tenantId: z.string(), scopeId: z.string(), name: z.string(), prefix: z.string(), capabilities: z.array(z.enum(API_KEY_CAPABILITIES)).optional().describe('rights only the root token grants') }),
   actorSecret: z.object({ ...base, tenantId: z.string(), actorId: z.string(), prefix: z.string() }),
   signingKey: z.object({ ...base, tenantId: z.null(), alg: z.literal('ES256'), publicJwk: z.record(z.string(), z.unknown()) }),
 } satisfies { [K in RecordKind]: z.ZodObject };
