@@ -1,5 +1,5 @@
 /**
- * The `scopegate` CLI end to end: a real sidecar in this process, the real launcher (bin/scopegate.mjs → tsx →
+ * The `scopegate` CLI end to end: a real sidecar in this process, the real launcher (bin/scopegate.mjs → the bundled
  * cli/main.ts) as a child process, run from another working directory. Checks the objects the CLI creates
  * through the API, the table and --json outputs, and the exit codes (0 ok, 1 API/network error, 2 usage).
  */
@@ -211,8 +211,9 @@ describe('scopegate CLI', () => {
     const t = await sg.tenants.create({ name: 'Audited', slug: 'audited' });
     const tail = await cliJson<{ data: Array<{ seq: number; action: string; after: Array<{ id: string }> }> }>(['audit', 'tail', '--limit', '3']);
     expect(tail.data).toHaveLength(3);
-    expect(tail.data[0]).toMatchObject({ action: 'tenant.create' });
-    expect(tail.data[0]!.after.map((r) => r.id)).toContain(t.id);
+    // Oldest first, like the table: the newest write is the last entry.
+    expect(tail.data.at(-1)).toMatchObject({ action: 'tenant.create' });
+    expect(tail.data.at(-1)!.after.map((r) => r.id)).toContain(t.id);
     const table = await cli(['audit', 'tail', '--limit', '3']);
     expect(table.stdout).toMatch(/^SEQ\s+AT\s+PRINCIPAL\s+ACTION/);
     expect(table.stdout.trim().split('\n')).toHaveLength(4);

@@ -6,7 +6,7 @@ import { COLUMNS, print } from '../framework/output.ts';
 export const auditCommands: Command[] = [
   {
     name: 'audit tail',
-    summary: 'show the latest audit entries (oldest first); --follow keeps printing new ones',
+    summary: 'show the latest audit entries, oldest first (also with --json); --follow keeps printing new ones',
     options: {
       limit: { type: 'string', value: '<n>', help: 'how many (default 20)' },
       follow: { type: 'boolean', short: 'f', help: 'poll every second and print new entries (Ctrl-C stops)' },
@@ -37,7 +37,8 @@ async function auditTail(ctx: Ctx): Promise<void> {
   };
   const ascending = [...first.data].sort((a, b) => a.seq - b.seq);
   if (!follow) {
-    print(ctx, first, () => table(ascending, COLUMNS.audit));
+    // The same order in both forms: oldest first, like a log (the API pages newest first).
+    print(ctx, { ...first, data: ascending }, () => table(ascending, COLUMNS.audit));
     return;
   }
   emit(ascending, true);

@@ -5,7 +5,7 @@
 import type { ScopeGateClient } from '../../client/index.ts';
 import type { RequestBody as Input } from '../../authz-sidecar/service/inputs.ts';
 import { shellQuote, record } from '../format.ts';
-import { ACTOR_FLAG, asSent, idArg, need, nullable, num, OPT, org, projectOpts, str, type Command, type Ctx } from '../framework/command.ts';
+import { ACTOR_FLAG, asSent, idArg, need, nullable, num, OPT, org, projectOpts, str, UsageError, type Command, type Ctx } from '../framework/command.ts';
 import { print, printDeleted, printPage, showOne } from '../framework/output.ts';
 import { readCommands } from '../framework/resource-commands.ts';
 
@@ -75,11 +75,12 @@ export const messagingCommands: Command[] = [
     options: {
       ...projectOpts,
       name: OPT.name,
-      scope: { type: 'string', value: '<scope-id>', help: 'access scope it lives in (default: none)' },
-      kind: { type: 'string', value: '<device|agent|service>', help: 'default device' },
+      scope: { type: 'string', value: '<scope-id|slug>', help: 'access scope it lives in: its id, or its slug when unambiguous in the project (default: none)' },
+      kind: { type: 'string', value: '<device|agent|service>', help: 'device (the default), agent (an AI agent) or service; the name never sets it: `--name user-alice` is still a device unless --kind says otherwise' },
     },
     async run(ctx) {
-      const body = { name: str(ctx, 'name'), kind: str(ctx, 'kind'), accessScopeId: nullable(str(ctx, 'scope')) };
+      const scope = str(ctx, 'scope');
+      const body = { name: str(ctx, 'name'), kind: str(ctx, 'kind'), accessScopeId: scope === undefined ? null : await accessScopeIdOf(ctx, scope) };
       showOne(ctx, 'actor', await org(ctx).actors.create(asSent<Input<'actorCreate'>>(body)));
     },
   },
@@ -88,10 +89,10 @@ export const messagingCommands: Command[] = [
     summary: 'move an actor to another access scope (or `none`)',
     args: '<actor-id>',
     maxPositionals: 1,
-    options: { ...projectOpts, actor: ACTOR_FLAG, scope: { type: 'string', value: '<scope-id|none>', help: 'target access scope', required: true } },
+    options: { ...projectOpts, actor: ACTOR_FLAG, scope: { type: 'string', value: '<scope-id|slug|none>', help: 'target access scope: its id, its slug when unambiguous in the project, or none', required: true } },
     async run(ctx) {
       const scope = need(ctx, 'scope');
-      showOne(ctx, 'actor', await org(ctx).actors.update(idArg(ctx, 'actor'), asSent<Input<'actorPatch'>>({ accessScopeId: nullable(scope) })));
+      showOne(ctx, 'actor', await org(ctx).actors.update(idArg(ctx, 'actor'), asSent<Input<'actorPatch'>>({ accessScopeId: await accessScopeIdOf(ctx, scope) })));
     },
   },
   ...(['disable', 'enable'] as const).map(
@@ -208,4 +209,17 @@ async function guessTopic(api: ReturnType<ScopeGateClient['project']>, actorId: 
     /* only a convenience */
   }
   return 'APP/hello';
+}
+
+/**
+ * An access scope named on the command line: `none` (no scope), an id (`scope_…`, passed on for the server to
+ * judge), or a slug, looked up among the project's access scopes and accepted only when exactly one has it
+ * (nested scopes may repeat a slug under different parents).
+ */
+async function accessScopeIdOf(ctx: Ctx, value: string): Promise<string | null> {
+  if (value === 'none' || value.startsWith('scope_')) return nullable(value) ?? null;
+  const matches = (await org(ctx).scopes.list({ limit: 1000 })).data.filter((s) => s.slug === value);
+  if (matches.length === 1) return matches[0]!.accessScopeId;
+  if (matches.length === 0) throw new UsageError(`no access scope with slug '${value}' in this project (pass its id, scope_…)`, ctx.command);
+  throw new UsageError(`slug '${value}' names ${matches.length} access scopes in this project (${matches.map((m) => m.accessScopeId).join(', ')}): pass the id`, ctx.command);
 }
