@@ -5,7 +5,9 @@
  * Protocol with the orchestrator (bench/run.ts): config as JSON in LOADGEN_CONFIG; the process prints one
  * JSON line per event on stdout ({event:'ready'} once every client is connected and subscribed, then
  * {event:'result', ...}); it starts the measured phase when it reads "start\n" on stdin and ends it after
- * durationMs (pubsub) or when it reads "stop\n" (connect: connections are held until then).
+ * durationMs (pubsub) or when it reads "stop\n" (connect: connections are held until then). `hold` connects its
+ * clients, holds them, and prints {event:'closed', clientId, at} when the broker closes one (revocation
+ * latency under load, bench/write-cost.ts).
  */
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
@@ -34,7 +36,8 @@ export type TopicPlan = { kind: 'cycle'; topics: string[] } | { kind: 'unique'; 
 
 export type LoadgenConfig =
   | { mode: 'pubsub'; port: number; pairs: PubSubPair[]; durationMs: number; ratePerPublisher: number | null; warmupMs: number }
-  | { mode: 'connect'; port: number; clients: Credentials[]; concurrency: number };
+  | { mode: 'connect'; port: number; clients: Credentials[]; concurrency: number }
+  | { mode: 'hold'; port: number; clients: Credentials[]; concurrency: number };
 
 // Large configurations (10,000 credentials) come in a file: the environment has a size limit.
 const config = JSON.parse(process.env.LOADGEN_CONFIG_FILE ? readFileSync(process.env.LOADGEN_CONFIG_FILE, 'utf8') : (process.env.LOADGEN_CONFIG ?? '{}')) as LoadgenConfig;
@@ -332,6 +335,38 @@ async function runConnect(c: Extract<LoadgenConfig, { mode: 'connect' }>) {
   emit({ event: 'stopped' });
 }
 
+/** Connects every client, holds the connections, and reports each one the broker closes (with when). */
+async function runHold(c: Extract<LoadgenConfig, { mode: 'hold' }>) {
+  emit({ event: 'ready' });
+  await waitForLine('start');
+  const sockets: Socket[] = [];
+  let failed = 0;
+  let next = 0;
+  let stopping = false;
+  await Promise.all(
+    Array.from({ length: c.concurrency }, async () => {
+      while (next < c.clients.length) {
+        const cred = c.clients[next++]!;
+        try {
+          const { socket } = await mqttConnect(c.port, cred);
+          socket.resume();
+          socket.once('close', () => {
+            if (!stopping) emit({ event: 'closed', clientId: cred.clientId, at: now() });
+          });
+          sockets.push(socket);
+        } catch {
+          failed++;
+        }
+      }
+    }),
+  );
+  emit({ event: 'held', connected: sockets.length, failed });
+  await waitForLine('stop');
+  stopping = true;
+  for (const s of sockets) s.destroy();
+  emit({ event: 'stopped' });
+}
+
 function sampleSorted(values: number[], max: number): number[] {
   const step = Math.max(1, Math.floor(values.length / max));
   const out: number[] = [];
@@ -339,7 +374,7 @@ function sampleSorted(values: number[], max: number): number[] {
   return out.sort((a, b) => a - b);
 }
 
-const run = config.mode === 'pubsub' ? runPubSub(config) : runConnect(config);
+const run = config.mode === 'pubsub' ? runPubSub(config) : config.mode === 'hold' ? runHold(config) : runConnect(config);
 // Exit only once stdout is flushed: it is a pipe, and process.exit would drop a pending result line.
 const exit = (code: number) => process.stdout.write('', () => process.exit(code));
 run.then(
