@@ -11,6 +11,9 @@ export interface SystemUnderTest {
   brokerPid: number;
   sidecarPid: number;
   sg: ScopeGateClient;
+  brokerMetricsPort: number;
+  /** The latest log lines of each process (JSON, as printed). */
+  logs(): { broker: Array<Record<string, unknown>>; sidecar: Array<Record<string, unknown>> };
   stop(): Promise<void>;
 }
 
@@ -25,6 +28,8 @@ export async function startScopeGate(extraBrokerEnv: Record<string, string> = {}
     brokerPid: broker.child.pid!,
     sidecarPid: sidecar.child.pid!,
     sg: new ScopeGateClient({ baseUrl: sidecar.url, token: ADMIN_TOKEN }),
+    brokerMetricsPort: broker.metricsPort,
+    logs: () => ({ broker: broker.lines, sidecar: sidecar.lines }),
     async stop() {
       await broker.stop();
       await sidecar.stop();

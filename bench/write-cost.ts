@@ -43,7 +43,7 @@ interface Latencies {
   sent: number[];
   answered: number[];
 }
-const newLatencies = (): Latencies => ({ sent: [], answered: [] });
+export const newLatencies = (): Latencies => ({ sent: [], answered: [] });
 const now = () => performance.timeOrigin + performance.now();
 
 interface Actor {
@@ -122,7 +122,13 @@ export async function runWriteCost(o: WriteCostOptions) {
 
       if (size === max) loaded = await underLoad(sut, state, o);
     }
-    return { actors: max, scopes: o.scopes, ratePerKind: o.ratePerKind, phaseMs: o.phaseMs, bySize, underLoad: loaded };
+    // Warnings of either process (a change feed reopened, a refresh retried) say why a figure is off.
+    const warnings: Record<string, number> = {};
+    for (const [name, lines] of Object.entries(sut.logs())) {
+      for (const l of lines) if (typeof l.level === 'number' && l.level >= 40) warnings[`${name}: ${String(l.msg)}`] = (warnings[`${name}: ${String(l.msg)}`] ?? 0) + 1;
+    }
+    if (Object.keys(warnings).length > 0) o.log(`write cost: warnings ${JSON.stringify(warnings)}`);
+    return { actors: max, scopes: o.scopes, ratePerKind: o.ratePerKind, phaseMs: o.phaseMs, bySize, underLoad: loaded, warnings };
   } finally {
     for (const p of holders) p.send('stop');
     await Promise.all(holders.map((p) => p.stop()));
@@ -181,7 +187,7 @@ async function measure(sut: SystemUnderTest, ms: number, run: () => Promise<Reco
 }
 
 /** Which write comes next, per kind. */
-class WriteState {
+export class WriteState {
   connectedUpTo = 0;
   readonly holderOf = new Map<string, JsonChild>();
   private onboarded = 0;
@@ -205,7 +211,8 @@ class WriteState {
       return;
     }
     if (kind === 'revocation') {
-      // Spread over the connected actors and their scopes; each actor is revoked once.
+      // Spread over the connected actors and their scopes; each actor is revoked once (none left: no write).
+      if (this.revokedIds.size >= this.connectedUpTo) throw new Error('every connected actor is revoked');
       let actor = this.world.actors[(this.revoked++ * 37) % this.connectedUpTo]!;
       for (let tries = 0; this.revokedIds.has(actor.actorId) && tries < this.connectedUpTo; tries++) actor = this.world.actors[(this.revoked++ * 37) % this.connectedUpTo]!;
       this.revokedIds.add(actor.actorId);
@@ -239,7 +246,7 @@ class WriteState {
  * make the next one wait; writes of a kind are serialized by the sidecar anyway). Resolves with the number of
  * writes made per kind once the last has been answered.
  */
-async function drive(state: WriteState, kinds: Kind[], rate: number, ms: number, latencies: Latencies): Promise<Record<string, number>> {
+export async function drive(state: WriteState, kinds: Kind[], rate: number, ms: number, latencies: Latencies): Promise<Record<string, number>> {
   const counts: Record<string, number> = {};
   const pending: Promise<void>[] = [];
   const interval = 1000 / rate;
@@ -261,7 +268,7 @@ async function drive(state: WriteState, kinds: Kind[], rate: number, ms: number,
   return counts;
 }
 
-async function buildWorld(sg: ScopeGateClient, count: number, scopes: number): Promise<World> {
+export async function buildWorld(sg: ScopeGateClient, count: number, scopes: number): Promise<World> {
   const tag = Math.random().toString(36).slice(2, 7);
   const tenant = await sg.tenants.create({ name: `Write cost ${tag}`, slug: `writecost-${tag}`, kind: 'standard' });
   const ws = await sg.workspaces.create({ tenantId: tenant.id, name: 'Bench' });

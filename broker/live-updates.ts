@@ -176,6 +176,7 @@ export class LiveUpdates extends EventEmitter<{ refreshed: [string[]] }> {
       }
       for (const a of batch) this.pending.delete(a);
       const started = process.hrtime.bigint();
+      const requestedAt = this.o.sessions.startMark;
       try {
         // Delegated sessions are re-decided with their principal (the intersection of both sides).
         const delegated = new Map<string, { actorId: string; onBehalfOf: string }>();
@@ -192,7 +193,7 @@ export class LiveUpdates extends EventEmitter<{ refreshed: [string[]] }> {
           for (const client of this.o.registry.clientsOf(actorId)) {
             const onBehalfOf = stateOf(client)?.grant.onBehalfOf;
             const grant = onBehalfOf ? answer.delegated?.[delegatedKey(actorId, onBehalfOf)] : answer.sessions[actorId];
-            this.o.sessions.apply(client, grant ?? null, answer.revision);
+            this.o.sessions.apply(client, grant ?? null, answer.revision, requestedAt);
           }
         }
         // Which actors were re-decided, for whoever watches (the write-cost tests).

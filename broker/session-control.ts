@@ -18,6 +18,9 @@ import { decidePublish, decideSubscribe, isRefusal, sessionStateFor, subscriptio
  */
 export class SessionControl {
   private readonly expiryTimers = new WeakMap<Client, NodeJS.Timeout>();
+  /** How many sessions have started so far, and when (in that count) each one did. */
+  private starts = 0;
+  private readonly startedAt = new WeakMap<Client, number>();
   /** Shared subscription groups (set by server.ts once Aedes exists): dropped member filters leave them. */
   shared: SharedGroups | null = null;
 
@@ -32,6 +35,7 @@ export class SessionControl {
 
   /** A session was authorized at CONNECT. */
   start(client: Client, grant: SessionGrant): void {
+    this.startedAt.set(client, ++this.starts);
     const limits = this.limits.forSession(grant);
     this.registry.set(client, sessionStateFor(grant, this.cacheSize, limits));
     // Freed when the connection closes, also if that happens before Aedes registered the client (between
@@ -55,14 +59,20 @@ export class SessionControl {
     this.registry.delete(client);
   }
 
+  /** A mark to pass to `apply`: sessions started after it are newer than a refresh requested now. */
+  get startMark(): number {
+    return this.starts;
+  }
+
   /**
    * Re-decides a live session with a fresh grant from the sidecar, computed at `revision` (null: the actor may
-   * no longer connect). A session whose grant is newer (a CONNECT decided after the refresh was) keeps it.
+   * no longer connect), requested at `requestedAt` (a `startMark`). A session that started after the request
+   * with a grant newer than the answer (a CONNECT decided after the refresh was) keeps its grant.
    */
-  apply(client: Client, fresh: SessionGrant | null, revision: number): void {
+  apply(client: Client, fresh: SessionGrant | null, revision: number, requestedAt: number): void {
     const old = stateOf(client);
     if (!old || client.closed) return;
-    if (revision < old.grant.revision) return;
+    if ((this.startedAt.get(client) ?? 0) > requestedAt && revision < old.grant.revision) return;
     if (!fresh) return this.close(client, 'revoked');
     // Refreshed grants carry no credential expiry; the one from CONNECT still holds.
     // The limits too: a limit changed while connected applies to the next packet (pacing schedules kept).
