@@ -108,7 +108,7 @@ function inputsOfRecord(r: StoredRecord, old: StoredRecord | undefined, lookup: 
     case 'rolePermissionOverride':
       out.add(grantInput.rules(r.childScopeId));
       return;
-    // Tenants, workspaces and environments hold no grant input (their scopes do); type edges only check
+    // Workspaces and environments hold no grant input (their scopes do); type edges only check
     // writes; keys, secrets and signing keys decide credentials at CONNECT, not a session's grant.
     default:
       return;
