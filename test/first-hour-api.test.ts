@@ -65,6 +65,9 @@ for (const [name, makeStore] of Object.entries(stores)) {
       expect(bare.status).toBe(404);
       expect(bare.body.error.code).toBe('ROUTE_NOT_FOUND');
       expect(bare.body.error.message).toContain('Did you mean /v1/tenants?');
+      // A path the route table knows, with a method it has, that finds nothing: 404, not 405.
+      const missingFile = await fetch(`${s.url}/console/no-such-file.js`);
+      expect(missingFile.status).toBe(404);
       const nowhere = await s.api('GET', '/v1/nope');
       expect(nowhere.status).toBe(404);
       expect(nowhere.body.error.message).not.toContain('Did you mean');

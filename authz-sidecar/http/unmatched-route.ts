@@ -9,7 +9,8 @@ import type { RouteDoc } from '../routes/registry.ts';
 export function unmatchedRoute(routes: RouteDoc[], method: string, path: string): { error: ScopeGateError; allow?: string } {
   const shown = path.slice(0, 200);
   const allow = methodsFor(routes, path);
-  if (allow.length > 0) {
+  // A method the path does have (GET of a console file that does not exist, say) found nothing: 404, not 405.
+  if (allow.length > 0 && !allow.includes(method.toUpperCase())) {
     return {
       error: new ScopeGateError('METHOD_NOT_ALLOWED', `${method} is not allowed on ${shown}; allowed: ${allow.join(', ')}.`, [{ message: 'method not allowed', allow }]),
       allow: allow.join(', '),
