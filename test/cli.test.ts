@@ -157,6 +157,25 @@ describe('scopegate CLI', () => {
     expect(d.decision).toBe('ALLOWED');
   });
 
+  it('limits set / get: a tenant narrows its project; evaluate --payload-bytes names the limit that refused', async () => {
+    const tenant = await sg.tenants.create({ name: 'Limited Corp', slug: 'limited-corp' });
+    const ws = await sg.workspaces.create({ tenantId: tenant.id, name: 'Main' });
+    const project = await sg.projects.create({ tenantId: tenant.id, workspaceId: ws.id, name: 'Fleet' });
+    await cliJson(['limits', 'set', tenant.id, '--limits', '{"maxPayloadBytes":1000,"maxSessions":5}']);
+    await cliJson(['limits', 'set', project.id, '--limits', '{"maxPayloadBytes":4000}']);
+    const at = await cliJson(['limits', 'get', project.id]);
+    expect(at.effective.sources.maxPayloadBytes).toEqual({ value: 1000, scopeId: tenant.scopeId });
+    const table = await cli(['limits', 'get', project.id]);
+    expect(table.stdout).toMatch(/maxPayloadBytes\s+1000\s+scope_tenant_/);
+    const bad = await cli(['limits', 'set', tenant.id, '--limits', '{"maxSessions":-1}']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('VALIDATION_FAILED');
+    const user = await sg.users.create({ kindeId: 'kp_cli_limits', email: 'limits@example.com', defaultTenantId: tenant.id });
+    const refused = await cli(['evaluate', '--subject', user.id, '--scope', project.id, '--action', 'publish', '--resource-type', 'topic', '--resource-id', 'a/b', '--payload-bytes', '2000']);
+    expect(refused.stdout).toContain('DENIED (limit_exceeded)');
+    expect(refused.stdout).toContain(`limit: maxPayloadBytes = 1000, set at ${tenant.scopeId}`);
+  }, 90_000);
+
   it('reports API errors on stderr with exit 1: duplicate slug (409), validation (400), wrong token (401)', async () => {
     const dup = await cli(['tenant', 'create', '--name', 'Again', '--slug', 'cli-corp']);
     expect(dup.code).toBe(1);
