@@ -11,6 +11,8 @@ export interface PubSubWorld {
   /** Pairs for ScopeGate (credentials, client-view topics) and the equivalent pairs for plain Aedes. */
   scopegate: PubSubPair[];
   plain: PubSubPair[];
+  /** The ScopeGate tenant the pairs live in (limits are set on it by the noisy-neighbour scenario). */
+  tenantId: string;
 }
 
 /** Permissions of the rbac scenarios: 999 publish patterns, each matched by its own topics, and one subscribe. */
@@ -89,7 +91,7 @@ export async function buildPubSubWorld(sg: ScopeGateClient, kind: PubSubKind, pa
     scopegate.push({ pub: creds[0]!, sub: creds[1]!, topics: topicsFor(''), filter: filterFor('') });
     plain.push({ pub: { clientId: `pub-${i}` }, sub: { clientId: `sub-${i}` }, topics: topicsFor(`s${i}`), filter: filterFor(`s${i}`) });
   }
-  return { scopegate, plain };
+  return { scopegate, plain, tenantId: tenant.id };
 }
 
 export interface PubSubResult {

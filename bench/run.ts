@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --only=open,rbac,rbacNewTopic,newTopic,connect,evaluate,engine,scale,revocation,redisWildcards,slowConsumer,writeCost]`
+ * `npm run bench [-- --quick] [-- --only=open,rbac,rbacNewTopic,newTopic,connect,evaluate,engine,scale,revocation,redisWildcards,slowConsumer,writeCost,noisy]`
  *
  * Measures every figure of SPEC §6 side by side in one run: ScopeGate (sidecar + broker processes, as
  * shipped) against plain Aedes 1.x with no hooks (same options, started here), driven by the same load
@@ -13,6 +13,7 @@ import { round, root } from './lib.ts';
 import { buildConnectClients, buildPubSubWorld, runConnect, runPubSub, type ConnectResult, type PubSubKind, type PubSubResult } from './mqtt-scenarios.ts';
 import { runEngineComparison, runInProcessScale } from './engine-scenarios.ts';
 import { loadEvaluate, runEvaluateHttp, startScaleSidecar, type HttpEvaluateResult } from './evaluate-http.ts';
+import { runNoisyNeighbour } from './noisy-neighbour.ts';
 import { runRevocation } from './revocation.ts';
 import { runWildcardRouting } from './redis-wildcards.ts';
 import { runSlowConsumer } from './slow-consumer.ts';
@@ -27,8 +28,8 @@ const only = onlyArg ? new Set(onlyArg.slice(7).split(',')) : null;
 const wants = (name: string) => !only || only.has(name);
 
 const settings = quick
-  ? { pairs: 4, durationMs: 2_000, warmupMs: 500, latencyMs: 1_500, rounds: 3, connectClients: 10_000, connectActors: 50, evaluateMs: 3_000, engineMs: 500, revocations: 100, writeCostActors: 10_000, writeCostPhaseMs: 5_000, writeCostRounds: 1 }
-  : { pairs: 4, durationMs: 5_000, warmupMs: 1_000, latencyMs: 4_000, rounds: 7, connectClients: 10_000, connectActors: 200, evaluateMs: 10_000, engineMs: 2_000, revocations: 200, writeCostActors: 10_000, writeCostPhaseMs: 10_000, writeCostRounds: 3 };
+  ? { pairs: 4, durationMs: 2_000, warmupMs: 500, latencyMs: 1_500, rounds: 3, connectClients: 10_000, connectActors: 50, evaluateMs: 3_000, engineMs: 500, revocations: 100, writeCostActors: 10_000, writeCostPhaseMs: 5_000, writeCostRounds: 1, noisyMs: 12_000 }
+  : { pairs: 4, durationMs: 5_000, warmupMs: 1_000, latencyMs: 4_000, rounds: 7, connectClients: 10_000, connectActors: 200, evaluateMs: 10_000, engineMs: 2_000, revocations: 200, writeCostActors: 10_000, writeCostPhaseMs: 10_000, writeCostRounds: 3, noisyMs: 30_000 };
 
 const roundsArg = process.argv.find((a) => a.startsWith('--rounds='));
 if (roundsArg) settings.rounds = Number(roundsArg.slice(9));
@@ -320,6 +321,13 @@ async function main() {
     const r = await runWildcardRouting(quick ? 1_500 : 4_000);
     figures.redisWildcards = r;
     rows.push({ figure: `quiet tenant msgs/s across 2 brokers on Redis while another holds ${r.wildcardFilters.toLocaleString('en')} wildcard filters`, scopegate: `${round(r.withWildcardsMsgsPerSecond, 0)}`, baseline: `${round(r.aloneMsgsPerSecond, 0)} (alone)`, ratio: round(r.ratio, 3), target: '≥ 0.9 ×', met: r.ratio >= 0.9 });
+  }
+
+  if (wants('noisy')) {
+    log('noisy neighbour: a tenant at 10× its limit next to a quiet one; cost of limits on the open-app figure');
+    const r = await runNoisyNeighbour({ pairs: settings.pairs, durationMs: settings.durationMs, warmupMs: settings.warmupMs, latencyMs: settings.latencyMs, rounds: Math.min(settings.rounds, 5), noisyMs: settings.noisyMs }, log);
+    figures.noisyNeighbour = r.figures;
+    rows.push(...r.rows);
   }
 
   const machine = { cores: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', memoryGiB: round(totalmem() / 2 ** 30, 1), node: process.version, platform: `${process.platform}/${process.arch}` };
