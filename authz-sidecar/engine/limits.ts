@@ -73,3 +73,17 @@ export function grantLimitsAt(model: PolicyModel, scopeId: string): EffectiveLim
 }
 
 export { minBound };
+
+/**
+ * `maxSessions` of every scope on a session's path (the actor's scope up to its tenant) that sets one: what the
+ * live session ledger's atomic reserve checks at CONNECT (each must stay under its max, cluster-wide).
+ */
+export function maxSessionsAlong(model: PolicyModel, scopePath: readonly string[]): Array<{ scopeId: string; max: number }> {
+  const out: Array<{ scopeId: string; max: number }> = [];
+  for (const scopeId of scopePath) {
+    const scope = model.get('scope', scopeId);
+    const max = scope ? ownLimitsOf(model, scope)?.maxSessions : undefined;
+    if (max !== null && max !== undefined) out.push({ scopeId, max });
+  }
+  return out;
+}
