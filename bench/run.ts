@@ -28,8 +28,8 @@ const only = onlyArg ? new Set(onlyArg.slice(7).split(',')) : null;
 const wants = (name: string) => !only || only.has(name);
 
 const settings = quick
-  ? { pairs: 4, durationMs: 2_000, warmupMs: 500, latencyMs: 1_500, rounds: 3, connectClients: 10_000, connectActors: 50, evaluateMs: 3_000, engineMs: 500, revocations: 100, writeCostActors: 10_000, writeCostPhaseMs: 5_000, writeCostRounds: 1, noisyMs: 12_000 }
-  : { pairs: 4, durationMs: 5_000, warmupMs: 1_000, latencyMs: 4_000, rounds: 7, connectClients: 10_000, connectActors: 200, evaluateMs: 10_000, engineMs: 2_000, revocations: 200, writeCostActors: 10_000, writeCostPhaseMs: 10_000, writeCostRounds: 3, noisyMs: 30_000 };
+  ? { pairs: 4, durationMs: 2_000, warmupMs: 500, latencyMs: 1_500, rounds: 3, connectClients: 10_000, connectActors: 50, evaluateMs: 3_000, engineMs: 500, revocations: 100, writeCostActors: 10_000, writeCostPhaseMs: 5_000, writeCostRounds: 1 }
+  : { pairs: 4, durationMs: 5_000, warmupMs: 1_000, latencyMs: 4_000, rounds: 7, connectClients: 10_000, connectActors: 200, evaluateMs: 10_000, engineMs: 2_000, revocations: 200, writeCostActors: 10_000, writeCostPhaseMs: 10_000, writeCostRounds: 3 };
 
 const roundsArg = process.argv.find((a) => a.startsWith('--rounds='));
 if (roundsArg) settings.rounds = Number(roundsArg.slice(9));
@@ -325,7 +325,7 @@ async function main() {
 
   if (wants('noisy')) {
     log('noisy neighbour: a tenant at 10× its limit next to a quiet one; cost of limits on the open-app figure');
-    const r = await runNoisyNeighbour({ pairs: settings.pairs, durationMs: settings.durationMs, warmupMs: settings.warmupMs, latencyMs: settings.latencyMs, rounds: Math.min(settings.rounds, 5), noisyMs: settings.noisyMs }, log);
+    const r = await runNoisyNeighbour({ pairs: settings.pairs, durationMs: settings.durationMs, warmupMs: settings.warmupMs, latencyMs: settings.latencyMs, rounds: Math.min(settings.rounds, 5) }, log);
     figures.noisyNeighbour = r.figures;
     rows.push(...r.rows);
   }
