@@ -62,11 +62,12 @@ export async function runNoisyNeighbour(settings: NoisySettings, log: (m: string
     const noiseFor = (ms: number) => runPubSub(sut.brokerPort, noisy.scopegate, { durationMs: ms, warmupMs: 300, loadgens: 1, ratePerPublisher: NOISY_LIMIT * 10, brokerPid: sut.brokerPid });
     const withNoise = async <T,>(ms: number, measure: () => Promise<T>) => {
       const noise = noiseFor(ms);
-      await sleep(800);
+      // The noisy load generator must be connected and publishing (its process start is slow on a loaded machine).
+      await sleep(3_000);
       const result = await measure();
       return { result, noise: await noise };
     };
-    const roundMs = settings.durationMs + settings.warmupMs + 1_500;
+    const roundMs = settings.durationMs + settings.warmupMs + 4_000;
     const alone: PubSubResult[] = [];
     const crowded: PubSubResult[] = [];
     const noiseRounds: PubSubResult[] = [];
@@ -83,8 +84,8 @@ export async function runNoisyNeighbour(settings: NoisySettings, log: (m: string
     const rate = Math.max(100, Math.floor(aloneMedian.deliveredPerSecond / 2 / settings.pairs));
     const fixed = { ...saturate, durationMs: settings.latencyMs, warmupMs: 500, ratePerPublisher: rate };
     const aloneLatency = await runPubSub(sut.brokerPort, quiet.scopegate, fixed);
-    const crowdedLat = await withNoise(settings.latencyMs + 2_000, () => runPubSub(sut.brokerPort, quiet.scopegate, fixed));
-    noisySeconds += (settings.latencyMs + 2_000) / 1000;
+    const crowdedLat = await withNoise(settings.latencyMs + 4_500, () => runPubSub(sut.brokerPort, quiet.scopegate, fixed));
+    noisySeconds += (settings.latencyMs + 4_500) / 1000;
     const crowdedLatency = crowdedLat.result;
     const noisyResult = median(noiseRounds);
     const throughputRatio = median(crowded.map((x, i) => ({ ...x, deliveredPerSecond: x.deliveredPerSecond / alone[i]!.deliveredPerSecond }))).deliveredPerSecond;
