@@ -20,7 +20,7 @@ import { ensureSigningKey, newSigningKey } from './credentials/signing-keys.ts';
 import type { SessionLedger } from './ledger/session-ledger.ts';
 import { MemorySessionLedger } from './ledger/memory-session-ledger.ts';
 import { RedisSessionLedger } from './ledger/redis-session-ledger.ts';
-import { noSessionLimits, type SessionLimits } from './ledger/session-entry.ts';
+import { maxSessionLimits, type SessionLimits } from './ledger/session-entry.ts';
 import { RedisPolicyStore } from './store/redis-policy-store.ts';
 
 export interface SidecarOptions {
@@ -79,7 +79,7 @@ export async function createSidecar(options: SidecarOptions) {
     clock,
     routes: new RouteRegistry(),
     ledger,
-    sessionLimits: options.sessionLimits ?? noSessionLimits,
+    sessionLimits: options.sessionLimits ?? maxSessionLimits,
     rateLimiter: new AdminRateLimiter(options.rateLimits ?? DEFAULT_ADMIN_RATE_LIMITS),
     metrics,
     tokenIssuer: options.tokenIssuer ?? 'scopegate',

@@ -81,8 +81,12 @@ export const connectResponseSchema = z.discriminatedUnion('decision', [
   z.object({ decision: z.literal('allowed'), session: sessionGrantSchema }),
   z.object({
     decision: z.literal('denied'),
-    /** bad_credentials → CONNACK 4; not_authorized → CONNACK 5; rate_limited → CONNACK 4 after a delay. */
-    reason: z.enum(['bad_credentials', 'not_authorized', 'rate_limited']),
+    /**
+     * bad_credentials → CONNACK 4; not_authorized → CONNACK 5; rate_limited → CONNACK 4 after a delay;
+     * session_limit (a scope on the actor's path has its `maxSessions`) → CONNACK 3, "server unavailable": a
+     * quota that frees up, which clients retry, unlike 5 that tells them their authorization is wrong.
+     */
+    reason: z.enum(['bad_credentials', 'not_authorized', 'rate_limited', 'session_limit']),
     message: z.string(),
   }),
 ]);

@@ -121,7 +121,7 @@ export function createConnectDecider(src: ConnectSources, options: ConnectDecide
 
   /**
    * The allowed session takes its slot in the live session ledger now, atomically against every other CONNECT
-   * of any sidecar, so session-count limits are exact: refused (CONNACK 5) when a limited scope is full. With
+   * of any sidecar, so session-count limits are exact: refused (`session_limit`, CONNACK 3) when a limited scope is full. With
    * the ledger unreachable: unavailable (CONNACK 3) when a limit applies (it cannot be checked), else allowed
    * without an entry — the broker's next ledger heartbeat finds the difference and resyncs.
    */
@@ -143,7 +143,7 @@ export function createConnectDecider(src: ConnectSources, options: ConnectDecide
     try {
       const reserved = await src.sessions.ledger.reserve(entry, limits, RESERVATION_LEASE_MS);
       if (reserved.ok) return allowed;
-      return { decision: 'denied', reason: 'not_authorized', message: `Session limit reached: scope ${reserved.scopeId} has ${reserved.count} of at most ${reserved.max} sessions.` };
+      return { decision: 'denied', reason: 'session_limit', message: `Session limit reached: maxSessions of scope ${reserved.scopeId} is ${reserved.max} (${reserved.count} connected).` };
     } catch (err) {
       if (limits.length > 0) throw err;
       src.sessions.log.warn({ err: (err as Error).message, sessionId }, 'session ledger unreachable: session allowed without a ledger entry');

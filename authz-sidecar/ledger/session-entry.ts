@@ -1,4 +1,5 @@
 import type { LedgerSession } from '../../shared/broker-wire.ts';
+import { maxSessionsAlong } from '../engine/limits.ts';
 import type { PolicyModel } from '../model/policy-model.ts';
 import type { ScopeLimit, SessionEntry } from './session-ledger.ts';
 
@@ -9,6 +10,9 @@ import type { ScopeLimit, SessionEntry } from './session-ledger.ts';
  */
 export type SessionLimits = (model: PolicyModel, entry: SessionEntry) => ScopeLimit[];
 export const noSessionLimits: SessionLimits = () => [];
+
+/** `limits.maxSessions` of every scope on the session's path that sets one (SPEC §7; the default). */
+export const maxSessionLimits: SessionLimits = (model, entry) => maxSessionsAlong(model, entry.scopePath);
 
 /**
  * A ledger entry for a session of `actorId`, from the model as it is now: tenant, project, access scope and

@@ -80,7 +80,9 @@ async function decide(ctx: BrokerContext, client: Client, packet: ConnectPacketV
     throw err;
   }
   if (response.decision === 'denied') {
-    const returnCode = response.reason === 'not_authorized' ? CONNACK.NOT_AUTHORIZED : CONNACK.BAD_CREDENTIALS;
+    const returnCode =
+      response.reason === 'not_authorized' ? CONNACK.NOT_AUTHORIZED : response.reason === 'session_limit' ? CONNACK.SERVER_UNAVAILABLE : CONNACK.BAD_CREDENTIALS;
+    if (response.reason === 'session_limit') ctx.logger.info({ clientId: packet.clientId.slice(0, 200), actorId: username.slice(0, 120), message: response.message }, 'session limit reached');
     return { ok: false, returnCode, reason: response.reason };
   }
 
