@@ -22,7 +22,9 @@ beforeAll(async () => {
   const prefix = uniquePrefix('maxsessions');
   sidecars = [await startSidecar(new RedisPolicyStore({ redis: createRedisClient(redis.url), prefix }))];
   sidecars.push(await startSidecar(new RedisPolicyStore({ redis: createRedisClient(redis.url), prefix })));
-  brokers = await Promise.all(sidecars.map((s) => startTestBroker(s.url, s.brokerToken, { redisUrl: redis.url })));
+  // A generous sidecar timeout: on a loaded machine a CONNECT decision that times out also answers CONNACK 3,
+  // which this test must not mistake for a session-limit refusal.
+  brokers = await Promise.all(sidecars.map((s) => startTestBroker(s.url, s.brokerToken, { redisUrl: redis.url, sidecarTimeoutMs: 20_000 })));
 }, 60_000);
 afterAll(async () => {
   await Promise.all(brokers.map((b) => b.close()));
@@ -33,7 +35,7 @@ afterAll(async () => {
 /** CONNACK code of one attempt; an accepted client stays connected (returned). */
 async function attempt(url: string, username: string, password: string, clientId: string): Promise<{ code: number; client?: TestClient }> {
   try {
-    return { code: 0, client: await connect(url, username, password, { clientId }) };
+    return { code: 0, client: await connect(url, username, password, { clientId, connectTimeout: 30_000 }) };
   } catch (err) {
     const code = (err as { code?: unknown }).code;
     if (typeof code === 'number') return { code };
