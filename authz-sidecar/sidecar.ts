@@ -3,7 +3,7 @@ import { STATUS_CODES, createServer, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { listenOn } from '../shared/listen.ts';
 import pino, { type Logger } from 'pino';
-import { ScopeGateError } from '../shared/errors.ts';
+import { ScopeGateError, isScopeGateError } from '../shared/errors.ts';
 import { createApp } from './app.ts';
 import { createDecisionAnswers } from './http/decision-answers.ts';
 import { fastRoutes } from './http/fast-routes.ts';
@@ -64,9 +64,23 @@ export async function createSidecar(options: SidecarOptions) {
       : new MemorySessionLedger(() => clock().getTime()));
 
   await replica.start();
-  await writer.write({ principal: 'system' }, 'builtins.ensure', ensureBuiltins);
+  // The start-up writes are idempotent: a store that is briefly unreachable, or whose replicas have not yet
+  // confirmed (right after a Sentinel or Cluster start), delays the start instead of ending the process.
+  const startupWrite = async (action: string, build: Parameters<Writer['write']>[2]) => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await writer.write({ principal: 'system' }, action, build);
+      } catch (e) {
+        const transient = isScopeGateError(e) && (e.code === 'STORE_NOT_REPLICATED' || e.code === 'STORE_UNAVAILABLE');
+        if (!transient || attempt >= 60) throw e;
+        if (attempt === 0) logger.warn({ action, code: e.code }, 'start-up write not confirmed by the store yet; retrying every second');
+        await new Promise((r) => setTimeout(r, 1_000));
+      }
+    }
+  };
+  await startupWrite('builtins.ensure', ensureBuiltins);
   if (replica.model.count('signingKey') === 0) {
-    await writer.write({ principal: 'system' }, 'signing_key.create', ensureSigningKey(await newSigningKey(clock().toISOString())));
+    await startupWrite('signing_key.create', ensureSigningKey(await newSigningKey(clock().toISOString())));
   }
 
   const ctx = {

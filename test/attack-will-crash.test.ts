@@ -55,6 +55,13 @@ describe('wills of a dead broker (three brokers on one Redis)', () => {
       return (await watcher.next((m) => m.topic === 'app/globex/probe', 200).catch(() => null)) !== null;
     }, { timeout: 5_000, interval: 20 }).toBe(true);
 
+    // The wills sit in Redis under the broker's key prefix (REDIS_BROKER_PREFIX, default `sgb:`).
+    const stored = new Redis(redis.url);
+    try {
+      expect(await stored.llen('sgb:will')).toBe(names.length);
+    } finally {
+      stored.disconnect();
+    }
     await b2.kill();
     // The owners are back at once, on the surviving brokers (before any sweep: the dead broker is only
     // declared dead after three silent heartbeats).
@@ -64,7 +71,7 @@ describe('wills of a dead broker (three brokers on one Redis)', () => {
     // Every stored will of broker 2 gets swept (published or discarded) by a surviving broker.
     const db = new Redis(redis.url);
     try {
-      await expect.poll(() => db.llen('will'), { timeout: 15_000, interval: 100 }).toBe(0);
+      await expect.poll(() => db.llen('sgb:will'), { timeout: 15_000, interval: 100 }).toBe(0);
     } finally {
       db.disconnect();
     }
