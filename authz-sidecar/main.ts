@@ -1,4 +1,6 @@
 import pino from 'pino';
+import { ConfigError } from '../shared/config.ts';
+import { isScopeGateError } from '../shared/errors.ts';
 import { runIfEntry } from '../shared/process-entry.ts';
 import { loadSidecarConfig } from './config.ts';
 import { createSidecar } from './sidecar.ts';
@@ -14,8 +16,11 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<{ port
   const logger = pino({ level: config.logLevel, base: { process: 'authz-sidecar' }, redact: ['req.headers.authorization', 'password', 'token', 'secret'] });
 
   let store: PolicyStore;
+  /** The last connection error of the store's Redis, to name the cause when the start fails on it. */
+  let redisCause: string | null = null;
   if (config.redis && config.redisUrl) {
     const redis = connectRedis(config.redis, { name: 'store', logger: logger.child({ component: 'redis' }) });
+    redis.on('error', (e: NodeJS.ErrnoException) => (redisCause = e.code ?? e.message));
     store = new RedisPolicyStore({ redis, prefix: config.redisPrefix, minReplicas: config.redisMinReplicas, waitTimeoutMs: config.redisWaitTimeoutMs });
     logger.info({ redis: redactRedisUrl(config.redisUrl), mode: config.redis.mode, prefix: config.redisPrefix, minReplicas: config.redisMinReplicas }, 'store: Redis');
   } else {
@@ -31,6 +36,12 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<{ port
     tokenIssuer: config.tokenIssuer,
     trustedIssuer: config.trustedIssuer,
     rateLimits: { ...config.rateLimits, burstSeconds: 2 },
+  }).catch((e: unknown) => {
+    // Redis unreachable at start: one line that names the URL (never its password) and the cause.
+    if (config.redisUrl && isScopeGateError(e) && e.code === 'STORE_UNAVAILABLE') {
+      throw new ConfigError([`cannot reach Redis at ${redactRedisUrl(config.redisUrl)}${redisCause ? ` (${redisCause})` : ''}: is redis-server running there? (REDIS_URL)`]);
+    }
+    throw e;
   });
   const port = await sidecar.listen(config.port, config.host);
   logger.info({ port }, `authz-sidecar listening on http://${config.host}:${port}`);

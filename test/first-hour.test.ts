@@ -106,6 +106,25 @@ describe('ports in use', () => {
   }, 120_000);
 });
 
+describe('Redis unreachable at start', () => {
+  it('the sidecar names the URL without its password and the cause, in one line, without a stack', async () => {
+    const port = await freePort();
+    const child = spawn(process.execPath, ['--import', 'tsx', 'authz-sidecar/main.ts'], {
+      cwd: root,
+      env: { PATH: process.env.PATH ?? '', SIDECAR_PORT: '0', SIDECAR_HOST: '127.0.0.1', LOG_LEVEL: 'error', REDIS_URL: `redis://app:s3cret-pw@127.0.0.1:${port}` },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    child.stderr!.on('data', (d) => (out += d));
+    const code = await new Promise<number | null>((r) => child.once('exit', r));
+    expect(code).toBe(1);
+    expect(out).toContain(`cannot reach Redis at redis://***@127.0.0.1:${port} (ECONNREFUSED)`);
+    expect(out).not.toContain('s3cret-pw');
+    expect(out).not.toMatch(/\n\s+at /);
+  }, 60_000);
+});
+
 describe('npm start on Redis', () => {
   let redis: RedisHandle;
   it('says the generated admin token lasts one run, and a second start reuses the demo tenants', async () => {
