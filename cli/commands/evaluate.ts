@@ -14,14 +14,14 @@ function mqttContext(ctx: Parameters<Command['run']>[0]): { context?: Record<str
 export const evaluateCommands: Command[] = [
   {
     name: 'evaluate',
-    summary: 'ask for a decision: may this subject do this action here?',
+    summary: 'ask the RBAC engine: may this subject do this action on this kind of resource here? (not the MQTT decision: use `mqtt explain` for what the broker does)',
     options: {
       subject: { type: 'string', value: '<subject-id|user-id|actor-id>', help: 'who asks', required: true },
       'subject-type': { type: 'string', value: '<user|actor>', help: 'default: from the id' },
       scope: { type: 'string', value: '<scope-id>', help: 'where (a scope, or a tenant/workspace/project/environment id)', required: true },
-      action: { type: 'string', value: '<action>', help: 'e.g. publish, read', required: true },
-      'resource-type': { type: 'string', value: '<type>', help: 'e.g. topic', required: true },
-      'resource-id': { type: 'string', value: '<id>', help: 'e.g. the topic' },
+      action: { type: 'string', value: '<action>', help: 'e.g. read, deploy', required: true },
+      'resource-type': { type: 'string', value: '<type>', help: 'e.g. document, environment (topic: only the topic permissions of rbac apps)', required: true },
+      'resource-id': { type: 'string', value: '<id>', help: 'e.g. the document id' },
       qos: { type: 'string', value: '<0|1|2>', help: 'MQTT context: QoS of the publish/subscribe (permission maxQos)' },
       retain: { type: 'boolean', help: 'MQTT context: a retained publish (permission retain)' },
       'payload-bytes': { type: 'string', value: '<n>', help: 'MQTT context: payload size (maxPayloadBytes limit and permission field)' },
