@@ -46,13 +46,16 @@ describe('sidecar killed (SIGKILL) and restarted on the same port', () => {
   const cleanup = new Cleanup();
   afterAll(() => cleanup.run(), 60_000);
 
-  it('keeps connected sessions working, refuses new connects with CONNACK 3, and accepts them again after the restart', { timeout: 90_000 }, async () => {
+  it('keeps connected sessions working, refuses new connects with CONNACK 3, and accepts them again after the restart', { timeout: 120_000 }, async () => {
     const redis = cleanup.add(await startRedis({ appendonly: true, appendfsync: 'always' }));
     const env = baseEnv(redis.url);
     let sidecar = await startSidecarProcess(env);
     cleanup.defer(() => sidecar.stop());
     const sidecarPort = sidecar.port;
-    const broker = cleanup.add(await startBrokerProcess({ ...env, SIDECAR_URL: sidecar.url, SIDECAR_GRACE_MS: '5000' }));
+    // The grace must outlast the first outage (kill, checks, a node + tsx restart: seconds on a busy machine);
+    // the second outage then shows it is bounded.
+    const GRACE_MS = 10_000;
+    const broker = cleanup.add(await startBrokerProcess({ ...env, SIDECAR_URL: sidecar.url, SIDECAR_GRACE_MS: String(GRACE_MS) }));
 
     const { api, scopes, appId } = await messagingFixture(admin(sidecar.url), 'sidecar-kill', ['acme-corp']);
     const pub = await createActor(api, 'publisher', scopes['acme-corp']!, [appId]);
@@ -133,14 +136,14 @@ describe('sidecar killed (SIGKILL) and restarted on the same port', () => {
     // --- the grace is bounded: down longer than SIDECAR_GRACE_MS, the decided sessions are closed ---
     const killedAgainAt = Date.now();
     await sidecar.kill();
-    await Promise.race([Promise.all([p.closed, s.closed, l.closed]), sleep(12_000)]);
+    await Promise.race([Promise.all([p.closed, s.closed, l.closed]), sleep(GRACE_MS + 7_000)]);
     const closedAfterMs = Date.now() - killedAgainAt;
     expect(sessionsClosed).toBe(2);
-    expect(closedAfterMs).toBeGreaterThanOrEqual(4_500);
-    expect(closedAfterMs).toBeLessThan(9_000);
+    expect(closedAfterMs).toBeGreaterThanOrEqual(GRACE_MS - 500);
+    expect(closedAfterMs).toBeLessThan(GRACE_MS + 4_000);
     sidecar = await startSidecarProcess({ ...env, SIDECAR_PORT: String(sidecarPort) });
     expect(await pollUntil(async () => (await connackCode(broker.url, late.actorId, late.token)) === 0, 10_000, 200)).toBe(true);
-    console.log(`[sidecar kill] second outage beyond the 5000 ms grace: sessions closed ${closedAfterMs} ms after the kill; connects accepted again after the restart`);
+    console.log(`[sidecar kill] second outage beyond the ${GRACE_MS} ms grace: sessions closed ${closedAfterMs} ms after the kill; connects accepted again after the restart`);
   });
 });
 
