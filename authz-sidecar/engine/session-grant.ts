@@ -54,15 +54,7 @@ export function sessionGrantFor(model: PolicyModel, actorId: string, expiresAt: 
     rbac = true;
     const publish = forApp(allowedTopicRules(model, actor.subjectId, decisionScope, 'publish'), app.slug);
     const subscribe = forApp(allowedTopicRules(model, actor.subjectId, decisionScope, 'subscribe'), app.slug);
-    apps.push({
-      appId: app.id,
-      slug: app.slug,
-      mode: 'rbac',
-      publish: publish.filters,
-      subscribe: subscribe.filters,
-      ...(publish.constraints ? { publishConstraints: publish.constraints } : {}),
-      ...(subscribe.constraints ? { subscribeConstraints: subscribe.constraints } : {}),
-    });
+    apps.push(rbacAppGrant(app, publish, subscribe));
   }
   apps.sort((a, b) => (a.slug < b.slug ? -1 : 1));
   if (rbac) {
@@ -129,6 +121,11 @@ function delegatedApp(model: PolicyModel, actor: ActorRecord, app: AppRecord, de
   };
   const publish = sides('publish');
   const subscribe = sides('subscribe');
+  return rbacAppGrant(app, publish, subscribe);
+}
+
+/** An rbac app's grant from its allowed publish and subscribe filters (with their permission fields, if any). */
+function rbacAppGrant(app: { id: string; slug: string }, publish: { filters: string[]; constraints?: AppGrant['publishConstraints'] | null }, subscribe: { filters: string[]; constraints?: AppGrant['subscribeConstraints'] | null }): AppGrant {
   return {
     appId: app.id,
     slug: app.slug,
