@@ -200,9 +200,8 @@ describe('shared subscriptions across two brokers on one Redis', () => {
       await sentinel.end();
       expect(all().length).toBe(40);
       expect(new Set(all()).size).toBe(40);
-      // Both brokers' members got work.
-      expect(payloads(workers[0]!, 'm').length + payloads(workers[2]!, 'm').length).toBeGreaterThan(0);
-      expect(payloads(workers[1]!, 'm').length + payloads(workers[3]!, 'm').length).toBeGreaterThan(0);
+      // Which broker's members get the work is not promised: the broker that claims a message first delivers it
+      // (README, known gaps), and one broker may win every claim. Exactly once is what is asserted above.
     } finally {
       await Promise.all([o, ...workers].map((c) => c.end()));
     }
