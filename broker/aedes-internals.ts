@@ -374,6 +374,20 @@ export function adaptRetainedStreams(persistence: unknown): void {
   p.createRetainedStream = (pattern: string) => Readable.from(combi([pattern]));
 }
 
+/**
+ * Aedes 1.2's CONNECT handler (storeWill) calls `persistence.delWill(client).finally(…)` and never handles
+ * the promise `.finally` returns: a delWill rejected by a Redis outage became an unhandled rejection, and
+ * Node ended the broker (seen: Redis SIGKILLed while CONNECTs with wills were in flight). delWill here
+ * resolves `null` when the deletion fails (the will stays stored); the putWill that follows a CONNECT with a
+ * will fails on its own, and Aedes refuses that CONNECT. Relies on: Aedes calling delWill before putWill at
+ * every CONNECT, and elsewhere (client close) ignoring delWill's result.
+ */
+export function settleWillDeletion(persistence: unknown): void {
+  const p = persistence as Persistence;
+  const delWill = p.delWill.bind(p);
+  p.delWill = (client) => delWill(client).catch(() => null);
+}
+
 /** Releases the persistence at shutdown (its own connections); Aedes#close does not. */
 export async function destroyPersistence(aedes: Aedes): Promise<void> {
   await persistenceOf(aedes)?.destroy?.().catch(() => undefined);

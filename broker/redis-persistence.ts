@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { Cluster } from 'ioredis';
 import type { RedisConnection } from '../shared/redis-connection.ts';
-import { adaptRetainedStreams } from './aedes-internals.ts';
+import { adaptRetainedStreams, settleWillDeletion } from './aedes-internals.ts';
 
 const require = createRequire(import.meta.url);
 const msgpack = require('msgpack-lite') as { decode(buf: Buffer): unknown };
@@ -24,12 +24,13 @@ const BROADCAST_TIMEOUT_MS = 10_000;
  * runs in the package's cluster mode (retained messages as one key per topic, no multi-key commands), so
  * sessions and retained messages spread over the nodes.
  *
- * Three adaptations, each for a defect found in use:
+ * Four adaptations, each for a defect found in use:
  * - Subscription changes of one client run one at a time. The package's broadcast waiter is keyed by client
  *   and first filter, and Aedes calls addSubscriptions once per filter of a SUBSCRIBE with the same list, so
  *   two concurrent calls overwrote each other's waiter and the SUBACK never came (`mosquitto_sub -c -t a
  *   -t b`). Each change also fails after BROADCAST_TIMEOUT_MS instead of hanging.
  * - The retained lookup is adapted to what Aedes expects (adaptRetainedStreams in aedes-internals.ts).
+ * - A will deletion that fails during an outage cannot end the process (settleWillDeletion, same file).
  * - On Cluster, retained wildcard lookups scan each master for keys under the prefix (the package's scan
  *   pattern knows no key prefix and would find nothing).
  */
@@ -56,6 +57,7 @@ export function createRedisPersistence(conn: RedisConnection, keyPrefix: string)
 
   if (cluster) persistence.createRetainedStreamCombi = (patterns: string[]) => clusterRetained(conn, keyPrefix, patterns);
   adaptRetainedStreams(persistence);
+  settleWillDeletion(persistence);
   return persistence;
 }
 

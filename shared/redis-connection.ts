@@ -13,6 +13,10 @@ import type { RedisTarget } from './redis-target.ts';
  *   is rejected after one failed reconnect attempt (maxRetriesPerRequest 1), and a command in flight when
  *   the connection drops is rejected rather than re-sent. Every caller therefore sees a failure within
  *   about a second and memory stays bounded however long Redis is away.
+ * - A command nobody waits for cannot end the process. Libraries issue some commands without awaiting them
+ *   (aedes-persistence-redis' `lrem` in putWill/delWill and its stale-key cleanup); when the outage rejects
+ *   such a command, Node would treat the rejection as unhandled and exit. Every command's promise is marked
+ *   handled when it is sent; a caller that awaits it still gets the error.
  */
 export const OFFLINE_QUEUE_CAP = 1_000;
 
@@ -78,7 +82,7 @@ export function connectRedis(target: RedisTarget, opts: ConnectOptions): RedisCo
     conn = new Cluster(target.nodes, clusterOptions);
   }
   watchOutages(conn, opts.name, opts.logger);
-  capOfflineQueue(conn, opts.offlineQueueCap ?? OFFLINE_QUEUE_CAP);
+  guardCommands(conn, opts.offlineQueueCap ?? OFFLINE_QUEUE_CAP);
   return conn;
 }
 
@@ -86,7 +90,7 @@ export function connectRedis(target: RedisTarget, opts: ConnectOptions): RedisCo
 export function duplicateConnection(conn: RedisConnection, name: string, logger: OutageLogger): RedisConnection {
   const copy = conn.duplicate() as RedisConnection;
   watchOutages(copy, name, logger);
-  capOfflineQueue(copy, OFFLINE_QUEUE_CAP);
+  guardCommands(copy, OFFLINE_QUEUE_CAP);
   return copy;
 }
 
@@ -120,11 +124,18 @@ function watchOutages(conn: RedisConnection, name: string, logger: OutageLogger)
 
 type Sender = { sendCommand(command: { reject(err: Error): void; promise: Promise<unknown> }, ...rest: unknown[]): unknown; offlineQueue?: { length: number } };
 
-/** Rejects a command at once when the connection is not ready and its offline queue holds `cap` commands. */
-function capOfflineQueue(conn: RedisConnection, cap: number): void {
+const ignore = () => undefined;
+
+/**
+ * Every command passes here: it is rejected at once when the connection is not ready and its offline queue
+ * holds `cap` commands, and its promise is marked handled (see the module comment: a rejected command that
+ * no caller awaits must not end the process).
+ */
+function guardCommands(conn: RedisConnection, cap: number): void {
   const sender = conn as unknown as Sender;
   const send = sender.sendCommand.bind(conn);
   sender.sendCommand = (command, ...rest) => {
+    command.promise.catch(ignore);
     if (conn.status !== 'ready' && (sender.offlineQueue?.length ?? 0) >= cap) {
       command.reject(new Error(`Redis unavailable: offline queue full (${cap} commands waiting)`));
       return command.promise;
