@@ -2,7 +2,8 @@
  * The broker in Redis mode, on one redis-server shared by this file: a persistent session subscribing two
  * filters in one packet gets its SUBACK (mosquitto_sub -c -t a -t b), every broker key and pub/sub channel is
  * under REDIS_BROKER_PREFIX, and routing between two brokers over coarse channels delivers exact and wildcard
- * subscriptions correctly (and nothing to another project's wildcard subscribers).
+ * subscriptions correctly (and nothing to another project's wildcard subscribers), and a broker whose Redis
+ * subscriber connection dropped gets, once it is back, every QoS 1 message the other broker PUBACKed meanwhile.
  */
 import { spawn } from 'node:child_process';
 import { Redis } from 'ioredis';
@@ -152,5 +153,29 @@ describe('Redis mode broker', () => {
     expect(payloads(hash)).toEqual([...via('t1'), ...via('t2'), ...via('o'), ...via('end')].sort());
     expect(payloads(foreign)).toEqual(via('foreign end').sort());
     for (const c of [exact, plus, hash, foreign]) await c.end();
+  });
+
+  it('replays to a broker whose subscriber connection dropped every QoS 1 message PUBACKed meanwhile, once and in order', { timeout: 60_000 }, async () => {
+    const { actor } = await fixture('replay');
+    const sub = await connect(second.url, actor.actorId, actor.token);
+    expect(await sub.subscribe('my-app/replay', 1)).toEqual([1]);
+    const pub = await connect(system.url, actor.actorId, actor.token);
+    await pub.publish('my-app/replay', 'before', { qos: 1 });
+    await sub.next((m) => m.payload === 'before', 5_000);
+
+    // Every pub/sub connection is dropped (both brokers' route subscribers); they reconnect after ~100 ms.
+    // The messages PUBACKed in between reach no subscriber through pub/sub: only the replay can deliver them.
+    await probe.client('KILL', 'TYPE', 'pubsub');
+    const sent: string[] = [];
+    for (let i = 0; i < 30; i++) {
+      await pub.publish('my-app/replay', `m${i}`, { qos: 1 });
+      sent.push(`m${i}`);
+      await settle(10);
+    }
+    await sub.next((m) => m.payload === 'm29', 10_000);
+    await settle(300); // a message delivered twice would show up by now
+    const got = sub.messages.filter((m) => m.topic === 'my-app/replay').map((m) => m.payload);
+    expect(got).toEqual(['before', ...sent]);
+    await Promise.all([sub.end(), pub.end()]);
   });
 });
