@@ -394,6 +394,43 @@ export async function destroyPersistence(aedes: Aedes): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// 7b. Stored state of a removed topic space or a deleted actor (issue 11 item 10; broker/topic-space-purge.ts).
+
+export type StoredRetained = { topic: string; payload: Buffer; qos: number; retain: boolean; [field: string]: unknown };
+
+/**
+ * The retained messages whose internal topic matches `pattern`. Relies on: `persistence.createRetainedStream
+ * Combi(patterns)` returning something async-iterable of stored packets (a Readable: Aedes' in-memory
+ * persistence, and aedes-persistence-redis once adapted by adaptRetainedStreams).
+ */
+export function retainedMatching(aedes: Aedes, pattern: string): AsyncIterable<StoredRetained> {
+  return persistenceOf(aedes).createRetainedStreamCombi([pattern]) as AsyncIterable<StoredRetained>;
+}
+
+/**
+ * Stores a retained message as is, bypassing the publish path (no delivery, no authorization): an empty
+ * payload removes the topic's retained message. Relies on: both persistences' `storeRetained(packet)`
+ * deleting on an empty payload.
+ */
+export function storeRetainedDirect(aedes: Aedes, packet: StoredRetained): Promise<unknown> {
+  return (persistenceOf(aedes) as unknown as { storeRetained(p: StoredRetained): Promise<unknown> }).storeRetained(packet);
+}
+
+/**
+ * Removes a stored session's subscriptions, so nothing is queued for it any more, and its stored will. With
+ * aedes-persistence-redis, removing the last subscription also deletes the session's queue and its entry in
+ * the set of clients. Relies on: `persistence.cleanSubscriptions({ id })` and `delWill({ id, brokerId })`.
+ */
+export async function removeStoredSession(aedes: Aedes, clientId: string): Promise<void> {
+  const p = persistenceOf(aedes) as unknown as Persistence & { cleanSubscriptions(c: { id: string }): Promise<unknown> };
+  await p.cleanSubscriptions({ id: clientId });
+  await p.delWill({ id: clientId, brokerId: aedes.id });
+}
+
+/** aedes-persistence-redis' set of client ids with stored subscriptions (a key under the connection's prefix). */
+export const REDIS_CLIENTS_KEY = 'clients';
+
+// ---------------------------------------------------------------------------------------------------------
 // 7. Limits (SPEC §7).
 
 type LengthParser = { packet: { length: number; cmd?: string }; _parseLength(): boolean; _emitError(err: Error): unknown };

@@ -8,6 +8,7 @@ import type { SessionControl } from './session-control.ts';
 import type { SessionRegistry } from './session-registry.ts';
 import type { SharedGroups } from './shared-subscriptions.ts';
 import type { SidecarClient } from './sidecar-client.ts';
+import type { TopicSpacePurge } from './topic-space-purge.ts';
 import type { LedgerReporter } from './ledger-reporter.ts';
 
 /** What every hook needs, built once per broker by server.ts. */
@@ -21,6 +22,8 @@ export interface BrokerContext {
   logger: Logger;
   /** Shared subscription groups of this broker; set once Aedes exists (server.ts). */
   shared: SharedGroups | null;
+  /** Removes what deleted scopes and actors left in the persistence; set once Aedes exists. */
+  purge: TopicSpacePurge | null;
   /** Limits of the scope tree and the install's defaults (SPEC §7). */
   limits: LimitRuntime;
   /** Reports sessions to the sidecar's live session ledger. */

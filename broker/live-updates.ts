@@ -22,6 +22,11 @@ export interface LiveUpdatesOptions {
   batchSize?: number;
   /** An admin asked to close a session (`disconnect` event; every broker hears it, its owner acts). */
   onDisconnect?: (event: DisconnectEvent) => void;
+  /**
+   * A change removed or moved topic spaces or deleted actors (`spaces`, `deletedActors`): called once the
+   * sessions the same change concerned were re-decided (broker/topic-space-purge.ts).
+   */
+  onRemoved?: (event: BrokerChangeEvent) => Promise<void>;
 }
 
 /**
@@ -46,6 +51,7 @@ export class LiveUpdates extends EventEmitter<{ refreshed: [string[]] }> {
   private pending = new Set<string>();
   private running: Promise<void> | null = null;
   private scheduled = false;
+  private removals: Promise<unknown> = Promise.resolve();
   private readonly history = new ChangeHistory();
   private readonly batchSize: number;
   private readonly watchdog: NodeJS.Timeout;
@@ -154,6 +160,22 @@ export class LiveUpdates extends EventEmitter<{ refreshed: [string[]] }> {
     }
     this.history.record(parsed);
     this.enqueue(parsed.all ? this.o.registry.allActors() : this.o.registry.actorsDependingOn(parsed.inputs));
+    if (parsed.spaces?.length || parsed.deletedActors?.length) this.afterRefresh(parsed);
+  }
+
+  /**
+   * Applies a removal once the refresh queued with it is done (the refresh starts on the next turn, so this
+   * waits one turn more), one removal at a time and in feed order.
+   */
+  private afterRefresh(event: BrokerChangeEvent): void {
+    const onRemoved = this.o.onRemoved;
+    if (!onRemoved) return;
+    setImmediate(() => {
+      const refreshed = this.running ?? Promise.resolve();
+      this.removals = Promise.all([this.removals, refreshed])
+        .then(() => onRemoved(event))
+        .catch((err: unknown) => this.o.logger.warn({ err: (err as Error).message, seq: event.seq }, 'could not remove what a deleted or moved scope left'));
+    });
   }
 
   /** Queues actors for a refresh; the refresh starts on the next turn, so events read together go together. */

@@ -87,6 +87,12 @@ export function createBrokerMetrics() {
     grantsRefreshed: new Counter({ name: 'scopegate_broker_grants_refreshed_total', help: 'Session grants re-fetched from the sidecar after policy changes (one per actor per refresh)', registers: [registry] }),
     connectRechecks: new Counter({ name: 'scopegate_broker_connect_rechecks_total', help: 'Sessions re-decided right after CONNECT because a change heard meanwhile concerned their grant', registers: [registry] }),
     qos0Dropped: new Counter({ name: 'scopegate_broker_qos0_dropped_total', help: 'QoS 0 messages dropped because Redis could not route them (outage)', registers: [registry] }),
+    removedState: new Counter({
+      name: 'scopegate_broker_removed_state_total',
+      help: 'Stored state removed or moved after a scope was deleted, created or moved, or an actor deleted: retained messages removed/moved, stored sessions removed',
+      labelNames: ['what'],
+      registers: [registry],
+    }),
     redisUp: new Gauge({ name: 'scopegate_broker_redis_up', help: '1 while every Redis connection of this broker is usable (Redis mode)', registers: [registry] }),
     slowConsumerDrops: new Counter({ name: 'scopegate_broker_slow_consumer_drops_total', help: 'QoS 0 deliveries dropped because the receiving connection’s outgoing buffer was full', registers: [registry] }),
     subscriptionsDropped: new Counter({ name: 'scopegate_broker_subscriptions_dropped_total', help: 'Subscriptions dropped after a policy change', registers: [registry] }),

@@ -2,7 +2,7 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { createServer as createNetServer } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { Aedes, type AedesOptions, type Client } from 'aedes';
-import type { DisconnectEvent } from '../shared/broker-wire.ts';
+import type { BrokerChangeEvent, DisconnectEvent } from '../shared/broker-wire.ts';
 import { toClient, type TopicView } from '../shared/topic.ts';
 import { LedgerReporter } from './ledger-reporter.ts';
 import { stateOf } from './session-registry.ts';
@@ -31,6 +31,7 @@ import { SessionRegistry } from './session-registry.ts';
 import { SlowConsumers } from './slow-consumers.ts';
 import { redisClaim, SharedGroups } from './shared-subscriptions.ts';
 import { SidecarClient } from './sidecar-client.ts';
+import { TopicSpacePurge } from './topic-space-purge.ts';
 import { listenOn } from '../shared/listen.ts';
 
 export interface RunningBroker {
@@ -82,10 +83,12 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
     const client = ledger.clientOf(d.sessionId);
     if (client) sessions.close(client, 'disconnected_by_admin');
   };
-  const live = new LiveUpdates({ sidecar, registry, sessions, metrics, logger, graceMs: config.sidecarGraceMs, silenceMs: options.feedSilenceMs, onDisconnect });
+  let purge: TopicSpacePurge | null = null; // needs the Aedes instance; the feed starts after it exists
+  const onRemoved = async (event: BrokerChangeEvent) => purge?.apply(event);
+  const live = new LiveUpdates({ sidecar, registry, sessions, metrics, logger, graceMs: config.sidecarGraceMs, silenceMs: options.feedSilenceMs, onDisconnect, onRemoved });
   const redisTarget = config.redis ?? redisTargetFrom(config.redisUrl ?? undefined, []);
   const redis = redisTarget ? createRedisMode(redisTarget, config.redisBrokerPrefix, logger, metrics) : null;
-  const context: BrokerContext = { config, sidecar, registry, sessions, live, metrics, logger, shared: null, limits, ledger, redisHealth: redis?.health ?? null };
+  const context: BrokerContext = { config, sidecar, registry, sessions, live, metrics, logger, shared: null, purge: null, limits, ledger, redisHealth: redis?.health ?? null };
 
   const aedesOptions: AedesOptions = {
     preConnect: preConnect(context),
@@ -116,6 +119,8 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
   tolerateUnknownPubrec(aedes);
   keepStoredTopicsInternal(aedes);
   forgetClientsClosedBeforeRegistration(aedes);
+  purge = new TopicSpacePurge(aedes, redis?.data ?? null, metrics, logger);
+  context.purge = purge;
   // Shared subscriptions: with several brokers on one Redis, a Redis claim lets one broker deliver each message.
   const claim = redis ? redisClaim(redis.data) : () => true;
   const shared = new SharedGroups(aedes, claim, logger);

@@ -130,10 +130,26 @@ export type RefreshResponse = z.infer<typeof refreshResponseSchema>;
  * `heartbeat` event every few seconds so the broker notices a dead feed. `all: true` (after the sidecar
  * reloaded its model) means any grant may have changed.
  */
+/**
+ * A topic space a change emptied or moved: everything stored under `<mount>/<app>/<namespace>/…` (retained
+ * messages) is removed, or moved to the same place under `movedTo`. Namespace '' is the whole mount (a
+ * project deleted). See authz-sidecar/engine/topic-spaces.ts for when each is sent.
+ */
+export const topicSpaceChangeSchema = z.object({
+  mount: z.string().min(1),
+  namespace: z.string(),
+  movedTo: z.string().min(1).nullable(),
+});
+export type TopicSpaceChange = z.infer<typeof topicSpaceChangeSchema>;
+
 export const changeEventSchema = z.object({
   seq: z.number(),
   inputs: z.array(z.string()),
   all: z.boolean(),
+  /** Topic spaces emptied or moved by the change (a scope deleted, created, renamed or moved). */
+  spaces: z.array(topicSpaceChangeSchema).optional(),
+  /** Actors the change deleted: the broker removes their stored sessions (subscriptions and queues). */
+  deletedActors: z.array(z.string()).optional(),
 });
 export type BrokerChangeEvent = z.infer<typeof changeEventSchema>;
 

@@ -18,6 +18,7 @@ import {
 } from '../../shared/broker-wire.ts';
 import { jwks } from '../credentials/signing-keys.ts';
 import { inputsOfChange } from '../engine/grant-inputs.ts';
+import { topicSpacesOfChange } from '../engine/topic-spaces.ts';
 import { sessionGrantFor } from '../engine/session-grant.ts';
 import { authenticateBroker } from '../http/auth.ts';
 import * as responses from '../http/responses.ts';
@@ -117,7 +118,14 @@ export function brokerRoutes(ctx: SidecarContext, options: BrokerRouteOptions): 
 
 /** A committed change as the broker hears it: the grant inputs it wrote (none for most writes). */
 export function toBrokerEvent(model: PolicyModel, e: ChangeEvent, displaced: ReadonlyMap<string, StoredRecord>): BrokerChangeEvent {
-  return { seq: e.seq, inputs: inputsOfChange(model, e, displaced), all: false };
+  const { spaces, deletedActors } = topicSpacesOfChange(model, e, displaced);
+  return {
+    seq: e.seq,
+    inputs: inputsOfChange(model, e, displaced),
+    all: false,
+    ...(spaces.length > 0 ? { spaces } : {}),
+    ...(deletedActors.length > 0 ? { deletedActors } : {}),
+  };
 }
 
 /** How far back a reservation is kept by a broker's sync even if the broker does not list it yet. */

@@ -119,6 +119,7 @@ export function authenticate(ctx: BrokerContext): AuthenticateHandler {
     if (outcome?.ok) {
       const grant = outcome.response.session;
       ctx.sessions.start(client, grant);
+      if (!client.clean) ctx.purge?.rememberPersistent(grant.actorId, client.id);
       // A change heard between the decision and now found no session to re-decide: check it here.
       ctx.live.sessionStarted(grant);
       ctx.ledger.connected(client);

@@ -1,0 +1,102 @@
+/**
+ * Issue 11 item 10, performed as the attack: a customer's access scope is deleted and a new customer gets a
+ * scope with the same slug. Before the fix its actors received the old customer's retained messages, since
+ * namespaces are built from slugs. Now, in both modes (in-memory broker, and a Redis broker on the same
+ * sidecar): deleting a scope removes its retained messages and its deleted actors' stored sessions
+ * (subscriptions and queues), and creating a scope empties its namespace first, so what a missed deletion
+ * might have left is not inherited either.
+ */
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { redisOutgoingKey } from '../broker/aedes-internals.ts';
+import type { RunningBroker } from '../broker/server.ts';
+import { connect } from './helpers/mqtt.ts';
+import { pollUntil } from './helpers/faults.ts';
+import { startRedis, type RedisHandle } from './helpers/redis-server.ts';
+import { createActor, createProject, startSystem, startTestBroker, type TestBroker, type TestSystem } from './helpers/system.ts';
+
+const PREFIX = 'reuse:';
+let sys: TestSystem;
+let redis: RedisHandle;
+let redisBroker: TestBroker;
+let probe: Redis;
+
+beforeAll(async () => {
+  [sys, redis] = await Promise.all([startSystem(), startRedis()]);
+  redisBroker = await startTestBroker(sys.side.url, sys.side.brokerToken, { redisUrl: redis.url, redisBrokerPrefix: PREFIX });
+  probe = new Redis(redis.url);
+}, 30_000);
+afterAll(async () => {
+  probe?.disconnect();
+  await redisBroker?.close();
+  await sys?.close();
+  await redis?.stop();
+});
+
+/** What this broker has removed so far (scopegate_broker_removed_state_total). */
+async function removed(b: RunningBroker, what: 'retained_removed' | 'retained_moved' | 'stored_sessions'): Promise<number> {
+  const metric = await b.context.metrics.removedState.get();
+  return metric.values.find((v) => v.labels.what === what)?.value ?? 0;
+}
+
+describe.each([
+  { mode: 'in-memory', broker: () => sys.broker },
+  { mode: 'Redis', broker: () => redisBroker },
+])('a deleted scope whose slug is reused ($mode)', ({ mode, broker }) => {
+  it("gives the new customer nothing of the old one: no retained message, and the old actors' stored sessions are gone", { timeout: 30_000 }, async () => {
+    const b = broker();
+    const { api } = await createProject(sys.sg, `reuse-${mode === 'Redis' ? 'r' : 'm'}`);
+    const app = await api.apps.create({ slug: 'my-app', name: 'My App', mode: 'open' });
+    const backend = await createActor(api, 'backend', null, [app.appId]);
+    const old = await api.scopes.create({ slug: 'customer', name: 'Old customer' });
+    const alice = await createActor(api, 'alice', old.accessScopeId, [app.appId]);
+
+    // The old customer keeps state in retained messages and a persistent session with a queued message.
+    const a = await connect(b.url, alice.actorId, alice.token);
+    await a.publish('my-app/state', 'old-customer-secret', { qos: 1, retain: true });
+    await a.publish('my-app/deep/config', 'old-customer-config', { qos: 1, retain: true });
+    await a.end();
+    const keeper = await connect(b.url, alice.actorId, alice.token, { clean: false, clientId: 'keeper' });
+    expect(await keeper.subscribe('my-app/#', 1)).toEqual([1]);
+    await keeper.end();
+    const be = await connect(b.url, backend.actorId, backend.token);
+    await be.publish('my-app/customer/orders', 'queued-for-alice', { qos: 1 });
+    const storedSession = `${alice.actorId}/keeper`;
+    if (mode === 'Redis') {
+      expect(await probe.sismember(`${PREFIX}clients`, storedSession)).toBe(1);
+      expect(await probe.llen(PREFIX + redisOutgoingKey(storedSession))).toBe(1);
+    }
+
+    const before = { retained: await removed(b.broker, 'retained_removed'), sessions: await removed(b.broker, 'stored_sessions') };
+    await api.scopes.delete(old.accessScopeId, { cascade: true });
+    await pollUntil(async () => (await removed(b.broker, 'retained_removed')) >= before.retained + 2 && (await removed(b.broker, 'stored_sessions')) >= before.sessions + 1, 10_000, 20);
+    expect(await removed(b.broker, 'retained_removed')).toBe(before.retained + 2);
+    expect(await removed(b.broker, 'stored_sessions')).toBe(before.sessions + 1);
+    if (mode === 'Redis') {
+      expect(await probe.sismember(`${PREFIX}clients`, storedSession)).toBe(0);
+      expect(await probe.exists(PREFIX + redisOutgoingKey(storedSession))).toBe(0);
+    }
+
+    // What a deletion the broker missed would have left (here planted by the project-level actor).
+    await be.publish('my-app/customer/planted', 'left-behind', { qos: 1, retain: true });
+    const plantedAt = await removed(b.broker, 'retained_removed');
+
+    // A new customer gets the same slug: its namespace is emptied at creation.
+    const fresh = await api.scopes.create({ slug: 'customer', name: 'New customer' });
+    await pollUntil(async () => (await removed(b.broker, 'retained_removed')) > plantedAt, 10_000, 20);
+    const bob = await createActor(api, 'bob', fresh.accessScopeId, [app.appId]);
+    const bobPub = await connect(b.url, bob.actorId, bob.token);
+    await bobPub.publish('my-app/zz-sentinel', 'new-customer', { qos: 1, retain: true });
+    await bobPub.end();
+    const bobSub = await connect(b.url, bob.actorId, bob.token);
+    expect(await bobSub.subscribe('my-app/#', 1)).toEqual([1]);
+    await bobSub.next((m) => m.payload === 'new-customer', 5_000);
+    // The project-level view of the namespace holds the new customer's retained message and nothing else.
+    const view = await connect(b.url, backend.actorId, backend.token);
+    expect(await view.subscribe('my-app/customer/#', 1)).toEqual([1]);
+    await view.next((m) => m.payload === 'new-customer', 5_000);
+    expect(bobSub.messages.map((m) => m.payload)).toEqual(['new-customer']);
+    expect(view.messages.map((m) => m.payload)).toEqual(['new-customer']);
+    await Promise.all([bobSub.end(), view.end(), be.end()]);
+  });
+});
