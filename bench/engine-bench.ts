@@ -17,12 +17,12 @@ import { createProject, createTenant, createWorkspace } from '../authz-sidecar/s
 import type { Tx } from '../authz-sidecar/service/tx.ts';
 import { Writer } from '../authz-sidecar/service/writer.ts';
 import { MemoryPolicyStore } from '../authz-sidecar/store/memory-policy-store.ts';
+import type { PolicyStore } from '../authz-sidecar/store/policy-store.ts';
 
 const ACTIONS = ['read', 'write', 'delete', 'deploy', 'publish'];
 const TYPES = ['doc', 'environment', 'topic', 'invoice'];
 
-export async function world() {
-  const store = new MemoryPolicyStore();
+export async function world(store: PolicyStore = new MemoryPolicyStore()) {
   const replica = new PolicyReplica(store);
   await replica.start();
   const writer = new Writer(store, replica);
@@ -177,8 +177,8 @@ async function scale(actors: number) {
  * A project with 50 access scopes and `actors` actors spread over them, each with a membership in its scope
  * and a role (defined at the project) allowing publish/subscribe on topics and reading docs.
  */
-export async function buildActorWorld(actors: number) {
-  const { store, replica, write } = await world();
+export async function buildActorWorld(actors: number, onto?: PolicyStore) {
+  const { store, replica, write } = await world(onto);
   const tenant = await write((tx) => createTenant(tx, parseInput('tenantCreate', { name: 'Scale', slug: 'scale', kind: 'enterprise' })));
   const ws = await write((tx) => createWorkspace(tx, parseInput('workspaceCreate', { tenantId: tenant.id, name: 'W' })));
   const project = await write((tx) => createProject(tx, parseInput('projectCreate', { tenantId: tenant.id, workspaceId: ws.id, name: 'P' })));

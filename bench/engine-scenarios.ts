@@ -19,3 +19,20 @@ export async function runInProcessScale(actors: number) {
     await p.stop();
   }
 }
+
+/** Redis memory of the sidecar's policy data for `actors` actors (bench/policy-size.ts). */
+export async function runPolicySize(actors: number) {
+  const p = spawnJson('bench/policy-size.ts', {}, [String(actors)]);
+  try {
+    return (await p.next((l) => typeof l.usedMemoryBytes === 'number', 600_000)) as {
+      actors: number;
+      records: number;
+      usedMemoryBytes: number;
+      keyBytes: Record<string, number>;
+      bytesPerActor: number;
+      writeSeconds: number;
+    };
+  } finally {
+    await p.stop();
+  }
+}

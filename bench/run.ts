@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --only=open,rbac,rbacNewTopic,newTopic,connect,evaluate,engine,scale,revocation,redisWildcards,slowConsumer,writeCost,noisy]`
+ * `npm run bench [-- --quick] [-- --only=open,rbac,rbacNewTopic,newTopic,connect,evaluate,engine,scale,revocation,redisWildcards,slowConsumer,writeCost,noisy,policySize]`
  *
  * Measures every figure of SPEC §6 side by side in one run: ScopeGate (sidecar + broker processes, as
  * shipped) against plain Aedes 1.x with no hooks (same options, started here), driven by the same load
@@ -11,7 +11,7 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { round, root } from './lib.ts';
 import { buildConnectClients, buildPubSubWorld, runConnect, runPubSub, type ConnectResult, type PubSubKind, type PubSubResult } from './mqtt-scenarios.ts';
-import { runEngineComparison, runInProcessScale } from './engine-scenarios.ts';
+import { runEngineComparison, runInProcessScale, runPolicySize } from './engine-scenarios.ts';
 import { loadEvaluate, runEvaluateHttp, startScaleSidecar, type HttpEvaluateResult } from './evaluate-http.ts';
 import { runNoisyNeighbour } from './noisy-neighbour.ts';
 import { runRevocation } from './revocation.ts';
@@ -321,6 +321,14 @@ async function main() {
     const r = await runWildcardRouting(quick ? 1_500 : 4_000);
     figures.redisWildcards = r;
     rows.push({ figure: `quiet tenant msgs/s across 2 brokers on Redis while another holds ${r.wildcardFilters.toLocaleString('en')} wildcard filters`, scopegate: `${round(r.withWildcardsMsgsPerSecond, 0)}`, baseline: `${round(r.aloneMsgsPerSecond, 0)} (alone)`, ratio: round(r.ratio, 3), target: '≥ 0.9 ×', met: r.ratio >= 0.9 });
+  }
+
+  if (wants('policySize')) {
+    log('Redis memory of the policy data of 100,000 actors');
+    const r = await runPolicySize(quick ? 10_000 : 100_000);
+    figures.policySize = r;
+    const mb = (b: number | undefined) => round((b ?? 0) / 1e6, 1);
+    rows.push({ figure: `Redis memory of ${r.actors.toLocaleString('en')} actors' policy data (records; change + audit streams)`, scopegate: `${mb(r.usedMemoryBytes)} MB (${mb(r.keyBytes.rec)}; ${mb(r.keyBytes.changes)} + ${mb(r.keyBytes.audit)})`, baseline: '—', ratio: null, target: '(reported)', met: null });
   }
 
   if (wants('noisy')) {
