@@ -78,8 +78,12 @@ describe('delegation grants and delegated tokens', () => {
     expect(mine.body.createdBy).toBe(aliceActor.subjectId);
     const forOther = await sys.side.api('POST', `${P}/actors/${agent.actorId}/delegations`, { subjectId: user.subjectId }, aliceActor.token);
     expect(forOther.status).toBe(403);
-    // The principal's token is no admin token anywhere else.
-    expect((await sys.side.api('GET', `${P}/actors/${agent.actorId}/delegations`, undefined, aliceActor.token)).status).toBe(401);
+    // It lists only its own grants (the admin's grant for the user is not among them)…
+    const listed = await sys.side.api('GET', `${P}/actors/${agent.actorId}/delegations`, undefined, aliceActor.token);
+    expect(listed.status).toBe(200);
+    expect(listed.body.data.map((d: { id: string }) => d.id)).toEqual([mine.body.id]);
+    // …and its token is no admin token anywhere else.
+    expect((await sys.side.api('GET', `${P}/actors`, undefined, aliceActor.token)).status).toBe(401);
   });
 });
 

@@ -22,6 +22,7 @@ export function buildOpenApi(routes: RouteDoc[]): Record<string, unknown> {
     const op: Record<string, unknown> = {
       tags: [route.tag],
       summary: route.summary,
+      ...(route.description ? { description: route.description } : {}),
       operationId: `${route.method}${path.replace(/[{}]/g, '').replace(/[^a-zA-Z0-9]+(.)?/g, (_m, c: string | undefined) => (c ? c.toUpperCase() : ''))}`,
       parameters,
       responses: {

@@ -35,6 +35,9 @@ import { findVisible, mountResource, principalOf, writeContext } from './resourc
 
 const BASE = '/organizations/:orgId/projects/:projectId';
 const DOC_BASE = '/organizations/{orgId}/projects/{projectId}';
+/** Who may call the delegation-grant routes besides an admin (routes/delegation-self-service.ts). */
+const SELF_SERVICE =
+  "Bearer: the admin token or an API key over the actor's scope; or the principal itself: an actor with its own (not delegated) ScopeGate JWT, or a user with a JWT of the configured identity provider (TRUSTED_JWT_ISSUER) whose sub is the user's kindeId.";
 
 /**
  * Seed 000's routes as written (an organization is a tenant): access scopes, actors, apps, app grants, and
@@ -52,8 +55,8 @@ export function messagingRoutes(ctx: SidecarContext, tokenIssuer: string): Route
     return p;
   };
   const write = <T>(req: Request, res: Response, action: string, build: (tx: Tx) => T) => ctx.writer.write(writeContext(req, res), action, build);
-  const doc = (method: 'get' | 'post' | 'patch' | 'delete', path: string, tag: string, summary: string, response: z.ZodType, body?: z.ZodType, status?: number) =>
-    ctx.routes.add({ method, path: `${DOC_BASE}${path}`, tag, summary, response, ...(body ? { body } : {}), ...(status ? { status } : {}) });
+  const doc = (method: 'get' | 'post' | 'patch' | 'delete', path: string, tag: string, summary: string, response: z.ZodType, body?: z.ZodType, status?: number, description?: string) =>
+    ctx.routes.add({ method, path: `${DOC_BASE}${path}`, tag, summary, response, ...(body ? { body } : {}), ...(status ? { status } : {}), ...(description ? { description } : {}) });
   const list = <K extends RecordKind>(res: Response, kind: K, pred: (r: RecordOf<K>) => boolean) => {
     const items: StoredRecord[] = [];
     for (const rec of model().all(kind)) if (pred(rec) && canSee(model(), principalOf(res), rec)) items.push(rec);
@@ -164,20 +167,20 @@ export function messagingRoutes(ctx: SidecarContext, tokenIssuer: string): Route
     res.status(201).json({ actorId: a.id, token, tokenType: 'Bearer', expiresAt, mqtt: { username: a.id, password: token } });
   });
 
-  // Delegation grants (on-behalf-of): created by an admin here, or by the principal itself (delegationSelfService)
-  doc('post', '/actors/{actorId}/delegations', 'actor', 'Let the actor act on behalf of a principal (user or actor of its tenant) for a bounded time', responses.oneOf('delegation'), inputSchemas.delegationCreate, 201);
+  // Delegation grants (on-behalf-of): managed by an admin here, or by the principal itself (delegationSelfService)
+  doc('post', '/actors/{actorId}/delegations', 'actor', 'Let the actor act on behalf of a principal (user or actor of its tenant) for a bounded time', responses.oneOf('delegation'), inputSchemas.delegationCreate, 201, `${SELF_SERVICE} A principal may only name itself as subjectId (else 403 FORBIDDEN), only for an actor of kind agent (else 422 RULE_VIOLATION), and a user only for an agent of a project where it holds a membership at, above or inside the project (else 403 FORBIDDEN).`);
   r.post(`${BASE}/actors/:actorId/delegations`, async (req, res) => {
     const input = parse(inputSchemas.delegationCreate, req.body ?? {}, 'body');
     const { a } = actor(req, res);
     const { value, revision } = await write(req, res, 'delegation.create', (tx) => createDelegation(tx, a, input.subjectId, input.expiresInSeconds, principalOf(res).id));
     res.status(201).json({ ...present(value), revision });
   });
-  doc('get', '/actors/{actorId}/delegations', 'actor', "List an actor's delegation grants", responses.listOf('delegation'));
+  doc('get', '/actors/{actorId}/delegations', 'actor', "List an actor's delegation grants", responses.listOf('delegation'), undefined, undefined, `${SELF_SERVICE} A principal sees only its own grants.`);
   r.get(`${BASE}/actors/:actorId/delegations`, (req, res) => {
     const { a } = actor(req, res);
     res.json(list(res, 'delegation', (d) => d.actorId === a.id));
   });
-  doc('delete', '/actors/{actorId}/delegations/{delegationId}', 'actor', 'Revoke a delegation grant (sessions acting on it close)', responses.deletedResponse);
+  doc('delete', '/actors/{actorId}/delegations/{delegationId}', 'actor', 'Revoke a delegation grant (sessions acting on it close)', responses.deletedResponse, undefined, undefined, `${SELF_SERVICE} A principal revokes only its own grants (another's is 404 NOT_FOUND).`);
   r.delete(`${BASE}/actors/:actorId/delegations/:delegationId`, async (req, res) => {
     const { a } = actor(req, res);
     const d = model().get('delegation', param(req, 'delegationId'));

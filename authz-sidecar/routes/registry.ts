@@ -10,6 +10,8 @@ export interface RouteDoc {
   path: string;
   tag: string;
   summary: string;
+  /** Longer text for the OpenAPI operation (who may call it, when the summary cannot say it all). */
+  description?: string;
   body?: z.ZodType;
   query?: z.ZodType;
   filters?: string[];
