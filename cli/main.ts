@@ -17,6 +17,7 @@
  */
 import { pathToFileURL } from 'node:url';
 import { auditCommands } from './commands/audit.ts';
+import { delegationsCommands } from './commands/delegations.ts';
 import { evaluateCommands } from './commands/evaluate.ts';
 import { keysAndDemoCommands } from './commands/keys-and-demo.ts';
 import { limitsCommands } from './commands/limits.ts';
@@ -31,7 +32,7 @@ import { runCli, type RunIO } from './framework/run.ts';
 export type { RunIO } from './framework/run.ts';
 
 /** Every command, in the order help lists them. */
-export const commands: readonly Command[] = [...scopeTreeCommands, ...messagingCommands, ...rbacCommands, ...evaluateCommands, ...limitsCommands, ...auditCommands, ...mqttCommands, ...sessionsCommands, ...keysAndDemoCommands];
+export const commands: readonly Command[] = [...scopeTreeCommands, ...messagingCommands, ...delegationsCommands, ...rbacCommands, ...evaluateCommands, ...limitsCommands, ...auditCommands, ...mqttCommands, ...sessionsCommands, ...keysAndDemoCommands];
 
 /** Runs one CLI invocation; resolves to the exit code. (`audit tail --follow` only returns on error.) */
 export function run(argv: string[], io: RunIO): Promise<number> {

@@ -73,6 +73,13 @@ export interface Resource {
   updatedAt: string;
   [field: string]: unknown;
 }
+/** A delegation grant: `actorId` may act on behalf of `principalSubjectId` until `expiresAt`. */
+export interface Delegation {
+  actorId: string;
+  principalSubjectId: string;
+  expiresAt: string;
+  createdBy: string;
+}
 export interface ScopedEntity extends Resource {
   scopeId: string;
   name: string;
@@ -211,11 +218,20 @@ export class ScopeGateClient {
       actors: {
         ...sub<Input<'actorCreate'>, Input<'actorPatch'>, Resource & { actorId: string; subjectId: string; accessScopeId: string | null; disabled: boolean }>('/actors'),
         issueToken: (actorId: string, input: Partial<Input<'tokenCreate'>> = {}) =>
-          this.request<{ actorId: string; token: string; expiresAt: string; mqtt: { username: string; password: string } }>('POST', `${base}/actors/${encodeURIComponent(actorId)}/tokens`, input),
+          this.request<{ actorId: string; token: string; expiresAt: string; mqtt: { username: string; password: string }; onBehalfOf?: string; delegationId?: string }>('POST', `${base}/actors/${encodeURIComponent(actorId)}/tokens`, input),
         issueSecret: (actorId: string) =>
           this.request<Resource & Revisioned & { secretId: string; secret: string; mqtt: { username: string; password: string } }>('POST', `${base}/actors/${encodeURIComponent(actorId)}/secrets`, {}),
         listSecrets: (actorId: string) => this.request<Page<Resource>>('GET', `${base}/actors/${encodeURIComponent(actorId)}/secrets`),
         revokeSecret: (actorId: string, secretId: string) => this.request<Deleted>('DELETE', `${base}/actors/${encodeURIComponent(actorId)}/secrets/${encodeURIComponent(secretId)}`),
+        /**
+         * Delegation grants (on-behalf-of). Called with an admin token or API key, or as the principal itself
+         * (a client whose token is the principal actor's own JWT, or a user's identity-provider JWT).
+         */
+        grantDelegation: (actorId: string, input: { subjectId: string; expiresInSeconds?: number }) =>
+          this.request<Resource & Revisioned & Delegation>('POST', `${base}/actors/${encodeURIComponent(actorId)}/delegations`, input),
+        listDelegations: (actorId: string) => this.request<Page<Resource & Delegation>>('GET', `${base}/actors/${encodeURIComponent(actorId)}/delegations`),
+        revokeDelegation: (actorId: string, delegationId: string) =>
+          this.request<Deleted>('DELETE', `${base}/actors/${encodeURIComponent(actorId)}/delegations/${encodeURIComponent(delegationId)}`),
       },
       apps: {
         ...sub<Input<'appCreate'>, Input<'appPatch'>, Resource & { appId: string; slug: string; mode: 'open' | 'rbac' }>('/apps'),

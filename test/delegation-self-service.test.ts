@@ -5,45 +5,34 @@
  * revoke only its own; nothing crosses a tenant; the audit log names the user. End to end: the user's grant
  * lets an admin-issued on-behalf-of token connect over MQTT with the intersection, and the user's revoke closes it.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startIdentityProvider, type TestIdentityProvider } from './helpers/identity-provider.ts';
 import { connackCode, connect } from './helpers/mqtt.ts';
 import { allowTopics, createActor, createProject, startSystem, type TestSystem } from './helpers/system.ts';
 
-const ISSUER = 'https://idp.delegation.test/';
-let jwksServer: Server;
-let idpKey: CryptoKey;
-let strangerKey: CryptoKey;
+let idp: TestIdentityProvider;
 let sys: TestSystem;
 let P: string;
 let P2: string;
 let B: string;
 let acmeScope: string;
 let agent: Awaited<ReturnType<typeof createActor>>;
-let device: Awaited<ReturnType<typeof createActor>>;
+let device: { actorId: string };
 let otherProjectAgent: Awaited<ReturnType<typeof createActor>>;
 let betaAgent: Awaited<ReturnType<typeof createActor>>;
 let carol: { id: string; subjectId: string };
 let dave: { id: string; subjectId: string };
 
 beforeAll(async () => {
-  const pair = await generateKeyPair('ES256');
-  idpKey = pair.privateKey as CryptoKey;
-  strangerKey = (await generateKeyPair('ES256')).privateKey as CryptoKey;
-  const jwks = { keys: [{ ...(await exportJWK(pair.publicKey)), kid: 'idp-1', alg: 'ES256', use: 'sig' }] };
-  jwksServer = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(jwks)));
-  await new Promise<void>((r) => jwksServer.listen(0, '127.0.0.1', () => r()));
-  const jwksUrl = `http://127.0.0.1:${(jwksServer.address() as AddressInfo).port}/jwks.json`;
-  sys = await startSystem({ sidecar: { trustedIssuer: { issuer: ISSUER, jwksUrl, audience: null } } });
+  idp = await startIdentityProvider();
+  sys = await startSystem({ sidecar: { trustedIssuer: idp.config } });
 
   const acme = await createProject(sys.sg, 'self-dlg');
   P = `/v1/organizations/${acme.orgId}/projects/${acme.projectId}`;
   acmeScope = (await acme.api.scopes.create({ slug: 'acme', name: 'Acme' })).accessScopeId;
   const app = await acme.api.apps.create({ slug: 'agents', name: 'Agents', mode: 'open' });
   agent = await createActor(acme.api, 'assistant', acmeScope, [app.appId]);
-  device = await acme.api.actors.create({ name: 'sensor', accessScopeId: acmeScope, kind: 'device' }).then((a) => ({ ...a, token: '' }));
+  device = await acme.api.actors.create({ name: 'sensor', accessScopeId: acmeScope, kind: 'device' });
   // A second project of the same tenant, where Carol holds no membership.
   const ws2 = await sys.sg.workspaces.create({ tenantId: acme.orgId, name: 'Other' });
   const project2 = await sys.sg.projects.create({ tenantId: acme.orgId, workspaceId: ws2.id, name: 'Other' });
@@ -68,13 +57,10 @@ beforeAll(async () => {
 }, 30_000);
 afterAll(async () => {
   await sys?.close();
-  jwksServer?.close();
+  await idp?.close();
 });
 
-function idpToken(sub: string, key: CryptoKey = idpKey) {
-  const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({}).setProtectedHeader({ alg: 'ES256', kid: 'idp-1' }).setSubject(sub).setIssuer(ISSUER).setIssuedAt(now).setExpirationTime(now + 600).sign(key);
-}
+const idpToken = (sub: string, options?: { forged?: boolean }) => idp.token(sub, options);
 
 async function auditLine(action: string, recordId: string) {
   const audit = await sys.side.ok('GET', '/v1/audit?limit=1000');
@@ -121,7 +107,7 @@ describe('a user manages its own delegation grants with its identity provider to
       ["another tenant's agent under her organization's URL", `${P}/actors/${betaAgent.actorId}/delegations`, { subjectId: carol.subjectId }, carolToken, 404, 'NOT_FOUND'],
       ['an unknown identity', `${P}/actors/${agent.actorId}/delegations`, { subjectId: carol.subjectId }, await idpToken('kp_nobody'), 403, 'FORBIDDEN'],
       ["Beta's user with Acme's URL", `${P}/actors/${agent.actorId}/delegations`, { subjectId: carol.subjectId }, await idpToken('kp_eve'), 403, 'FORBIDDEN'],
-      ['a token the identity provider did not sign', `${P}/actors/${agent.actorId}/delegations`, { subjectId: carol.subjectId }, await idpToken('kp_carol', strangerKey), 401, 'UNAUTHENTICATED'],
+      ['a token the identity provider did not sign', `${P}/actors/${agent.actorId}/delegations`, { subjectId: carol.subjectId }, await idpToken('kp_carol', { forged: true }), 401, 'UNAUTHENTICATED'],
       ['a malformed body', `${P}/actors/${agent.actorId}/delegations`, { subjectId: carol.subjectId, expiresInSeconds: 31 * 24 * 3600 }, carolToken, 400, 'VALIDATION_FAILED'],
       ['a body that is not JSON', `${P}/actors/${agent.actorId}/delegations`, '{"subjectId":', carolToken, 400, 'INVALID_JSON'],
     ];

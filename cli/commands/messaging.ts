@@ -128,6 +128,7 @@ export const messagingCommands: Command[] = [
       ...projectOpts,
       actor: ACTOR_FLAG,
       ttl: { type: 'string', value: '<seconds>', help: 'lifetime (default 3600)' },
+      'on-behalf-of': { type: 'string', value: '<subject-id>', help: 'a delegated token (RFC 8693: sub = this principal, act.sub = the actor); needs a delegation grant (`delegations grant`) and never outlives it' },
       topic: { type: 'string', value: '<topic>', help: "topic for the printed command (default: '<first granted app>/hello')" },
       'mqtt-host': OPT.mqttHost,
       'mqtt-port': OPT.mqttPort,
@@ -136,12 +137,15 @@ export const messagingCommands: Command[] = [
       const api = org(ctx);
       const actorId = idArg(ctx, 'actor');
       const ttl = num(str(ctx, 'ttl'));
-      const res = await api.actors.issueToken(actorId, asSent<Input<'tokenCreate'>>(ttl === undefined ? {} : { ttlSeconds: ttl }));
+      const principal = str(ctx, 'on-behalf-of');
+      const body = { ...(ttl === undefined ? {} : { ttlSeconds: ttl }), ...(principal === undefined ? {} : { onBehalfOf: { subjectId: principal } }) };
+      const res = await api.actors.issueToken(actorId, asSent<Input<'tokenCreate'>>(body));
       if (ctx.json) return print(ctx, res, () => '');
       const topic = str(ctx, 'topic') ?? (await guessTopic(api, actorId));
+      const delegated = res.onBehalfOf ? { onBehalfOf: res.onBehalfOf, delegation: res.delegationId } : {};
       ctx.out(
-        `${record({ actor: res.actorId, expires: res.expiresAt, username: res.mqtt.username, token: res.token })}\n` +
-          `# publish as this actor:\n${mosquitto(ctx, 'pub', res.mqtt.username, res.mqtt.password, topic)}\n`,
+        `${record({ actor: res.actorId, ...delegated, expires: res.expiresAt, username: res.mqtt.username, token: res.token })}\n` +
+          `# publish as this actor${res.onBehalfOf ? ' acting for its principal (topics both may use)' : ''}:\n${mosquitto(ctx, 'pub', res.mqtt.username, res.mqtt.password, topic)}\n`,
       );
     },
   },

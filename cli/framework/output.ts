@@ -21,6 +21,7 @@ export const COLUMNS = {
   appGrant: [col('id', 'id'), col('app', 'appId'), col('actor', 'actorId')],
   actor: [col('id', 'id'), col('name', 'name'), col('kind', 'kind'), col('scope', 'accessScopeId'), col('disabled', 'disabled'), col('subject', 'subjectId')],
   secret: [col('id', 'id'), col('actor', 'actorId'), col('prefix', 'prefix'), col('created', 'createdAt')],
+  delegation: [col('id', 'id'), col('agent', 'actorId'), col('on behalf of', 'principalSubjectId'), col('expires', 'expiresAt'), col('created by', 'createdBy')],
   role: [col('id', 'id'), col('name', 'name'), col('scope', 'scopeId'), col('description', 'description', 40)],
   permission: [col('id', 'id'), col('key', 'key'), col('action', 'action'), col('resource type', 'resourceType'), col('pattern', 'resourcePattern'), col('scope', 'scopeId')],
   rolePermission: [col('id', 'id'), col('role', 'roleId'), col('permission', 'permissionId')],
