@@ -119,7 +119,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
   tolerateUnknownPubrec(aedes);
   keepStoredTopicsInternal(aedes);
   forgetClientsClosedBeforeRegistration(aedes);
-  purge = new TopicSpacePurge(aedes, redis?.data ?? null, metrics, logger);
+  purge = new TopicSpacePurge(aedes, redis?.data ?? null, limits.retained, metrics, logger);
   context.purge = purge;
   // Shared subscriptions: with several brokers on one Redis, a Redis claim lets one broker deliver each message.
   const claim = redis ? redisClaim(redis.data) : () => true;

@@ -2,6 +2,7 @@ import type { Aedes } from 'aedes';
 import type { Logger } from 'pino';
 import type { BrokerChangeEvent, TopicSpaceChange } from '../shared/broker-wire.ts';
 import type { RedisConnection } from '../shared/redis-connection.ts';
+import type { RetainedQuota } from './limits/retained-quota.ts';
 import type { BrokerMetrics } from './metrics.ts';
 import { REDIS_CLIENTS_KEY, removeStoredSession, retainedMatching, storeRetainedDirect } from './aedes-internals.ts';
 
@@ -12,7 +13,8 @@ import { REDIS_CLIENTS_KEY, removeStoredSession, retainedMatching, storeRetained
  * change concerned, so a message a session published just before it lost its grant is removed too. Applying
  * it twice (several brokers on one Redis) changes nothing more.
  *
- * - A topic space emptied: every retained message under `<mount>/<app>/<namespace>[/…]`, for every app.
+ * - A topic space emptied: every retained message under `<mount>/<app>/<namespace>[/…]`, for every app
+ *   (and what it counted against the retained quota is given back).
  * - A topic space moved: each such retained message is stored under the new namespace, then removed.
  * - A deleted actor: its stored sessions (client ids `<actorId>/…`) lose their subscriptions, queues and
  *   wills. In Redis mode they are found in aedes-persistence-redis' set of clients (whichever broker stored
@@ -25,6 +27,7 @@ export class TopicSpacePurge {
   constructor(
     private readonly aedes: Aedes,
     private readonly redis: RedisConnection | null,
+    private readonly quota: RetainedQuota,
     private readonly metrics: BrokerMetrics,
     private readonly logger: Logger,
   ) {}
@@ -64,8 +67,12 @@ export class TopicSpacePurge {
         const target = movedTopic(packet.topic, space.mount, space.namespace, space.movedTo);
         if (target === null) continue;
         await storeRetainedDirect(this.aedes, { ...packet, topic: target });
+        this.quota.moved(packet.topic, target);
         moved++;
-      } else removed++;
+      } else {
+        this.quota.removed(packet.topic);
+        removed++;
+      }
       await storeRetainedDirect(this.aedes, { ...packet, payload: Buffer.alloc(0) });
     }
     return { removed, moved };

@@ -4,7 +4,8 @@
  * namespaces are built from slugs. Now, in both modes (in-memory broker, and a Redis broker on the same
  * sidecar): deleting a scope removes its retained messages and its deleted actors' stored sessions
  * (subscriptions and queues), and creating a scope empties its namespace first, so what a missed deletion
- * might have left is not inherited either.
+ * might have left is not inherited either. What the removed retained messages counted against the retained
+ * quota is given back (the project allows 3; the new customer's is the 4th stored in all).
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -45,7 +46,9 @@ describe.each([
 ])('a deleted scope whose slug is reused ($mode)', ({ mode, broker }) => {
   it("gives the new customer nothing of the old one: no retained message, and the old actors' stored sessions are gone", { timeout: 30_000 }, async () => {
     const b = broker();
-    const { api } = await createProject(sys.sg, `reuse-${mode === 'Redis' ? 'r' : 'm'}`);
+    const { api, projectId } = await createProject(sys.sg, `reuse-${mode === 'Redis' ? 'r' : 'm'}`);
+    // Three retained messages for the whole project: what a deleted scope stored must be given back.
+    await sys.sg.projects.update(projectId, { limits: { retained: { maxMessages: 3 } } });
     const app = await api.apps.create({ slug: 'my-app', name: 'My App', mode: 'open' });
     const backend = await createActor(api, 'backend', null, [app.appId]);
     const old = await api.scopes.create({ slug: 'customer', name: 'Old customer' });

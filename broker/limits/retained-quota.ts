@@ -52,6 +52,22 @@ export class RetainedQuota {
     return true;
   }
 
+  /** A retained message removed outside the publish path (a deleted scope's): gives back what it took. */
+  removed(topic: string): void {
+    const previous = this.byTopic.get(topic);
+    if (previous) this.release(topic, previous);
+  }
+
+  /** A retained message moved to another topic outside the publish path (a moved scope's): it stays counted. */
+  moved(from: string, to: string): void {
+    const previous = this.byTopic.get(from);
+    if (!previous) return;
+    this.byTopic.delete(from);
+    const displaced = this.byTopic.get(to);
+    if (displaced) this.release(to, displaced);
+    this.byTopic.set(to, previous);
+  }
+
   usageOf(key: string): { messages: number; bytes: number } {
     return { ...(this.usage.get(key) ?? { messages: 0, bytes: 0 }) };
   }
