@@ -16,6 +16,7 @@ import { checkAedesVersions, destroyPersistence, forgetClientsClosedBeforeRegist
 import { LimitCounters } from './limits/limit-counters.ts';
 import { OfflineQueues } from './limits/offline-queues.ts';
 import { RetainedQuota } from './limits/retained-quota.ts';
+import { RedisRetainedQuota } from './limits/redis-retained-quota.ts';
 import { LimitRuntime } from './limits/session-limits.ts';
 import type { BrokerConfig } from './config.ts';
 import type { BrokerContext } from './context.ts';
@@ -70,7 +71,10 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
   const metrics = createBrokerMetrics();
   const registry = new SessionRegistry();
   const limitCounters = new LimitCounters();
-  const limits = new LimitRuntime(config.limitDefaults, new RetainedQuota(), limitCounters);
+  const redisTarget = config.redis ?? redisTargetFrom(config.redisUrl ?? undefined, []);
+  const redis = redisTarget ? createRedisMode(redisTarget, config.redisBrokerPrefix, logger, metrics) : null;
+  // The retained quota is counted where the retained messages are: in Redis (shared by every broker), or here.
+  const limits = new LimitRuntime(config.limitDefaults, redis ? new RedisRetainedQuota(redis.data) : new RetainedQuota(), limitCounters);
   const queues = new OfflineQueues(config.limitDefaults.maxQueuedMessages, limitCounters);
   metrics.trackLimitEvents(limitCounters);
   const sessions = new SessionControl(registry, config.decisionCacheSize, metrics, logger, limits, queues);
@@ -86,8 +90,6 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
   let purge: TopicSpacePurge | null = null; // needs the Aedes instance; the feed starts after it exists
   const onRemoved = async (event: BrokerChangeEvent) => purge?.apply(event);
   const live = new LiveUpdates({ sidecar, registry, sessions, metrics, logger, graceMs: config.sidecarGraceMs, silenceMs: options.feedSilenceMs, onDisconnect, onRemoved });
-  const redisTarget = config.redis ?? redisTargetFrom(config.redisUrl ?? undefined, []);
-  const redis = redisTarget ? createRedisMode(redisTarget, config.redisBrokerPrefix, logger, metrics) : null;
   const context: BrokerContext = { config, sidecar, registry, sessions, live, metrics, logger, shared: null, purge: null, limits, ledger, redisHealth: redis?.health ?? null };
 
   const aedesOptions: AedesOptions = {

@@ -2,7 +2,7 @@ import type { Aedes } from 'aedes';
 import type { Logger } from 'pino';
 import type { BrokerChangeEvent, TopicSpaceChange } from '../shared/broker-wire.ts';
 import type { RedisConnection } from '../shared/redis-connection.ts';
-import type { RetainedQuota } from './limits/retained-quota.ts';
+import type { RetainedQuotaStore } from './limits/retained-quota.ts';
 import type { BrokerMetrics } from './metrics.ts';
 import { REDIS_CLIENTS_KEY, removeStoredSession, retainedMatching, storeRetainedDirect } from './aedes-internals.ts';
 
@@ -27,7 +27,7 @@ export class TopicSpacePurge {
   constructor(
     private readonly aedes: Aedes,
     private readonly redis: RedisConnection | null,
-    private readonly quota: RetainedQuota,
+    private readonly quota: RetainedQuotaStore,
     private readonly metrics: BrokerMetrics,
     private readonly logger: Logger,
   ) {}
@@ -67,10 +67,10 @@ export class TopicSpacePurge {
         const target = movedTopic(packet.topic, space.mount, space.namespace, space.movedTo);
         if (target === null) continue;
         await storeRetainedDirect(this.aedes, { ...packet, topic: target });
-        this.quota.moved(packet.topic, target);
+        await this.quota.moved(packet.topic, target);
         moved++;
       } else {
-        this.quota.removed(packet.topic);
+        await this.quota.removed(packet.topic);
         removed++;
       }
       await storeRetainedDirect(this.aedes, { ...packet, payload: Buffer.alloc(0) });

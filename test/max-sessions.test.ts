@@ -2,6 +2,7 @@
  * `maxSessions` (issue 13): exact and cluster-wide. Two sidecars and two brokers on one redis-server; the
  * session ledger's atomic reserve (one Lua script) admits a CONNECT only while every limited scope on the
  * actor's path is under its `maxSessions`. Refused CONNECTs get CONNACK 3 and never take over a session.
+ * The retained quota is counted in Redis too: shared by both brokers and kept across a broker restart.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisPolicyStore, createRedisClient } from '../authz-sidecar/store/redis-policy-store.ts';
@@ -87,4 +88,48 @@ describe('maxSessions', () => {
 
     await Promise.all([...clients.slice(2), clients[0]!, freed.client!].map((c) => c.end()));
   }, 90_000);
+});
+
+describe('the retained quota in Redis mode', () => {
+  it('is shared by every broker and kept across a broker restart', async () => {
+    const sg = new ScopeGateClient({ baseUrl: sidecars[0]!.url, token: sidecars[0]!.adminToken });
+    const { api, orgId, projectId } = await createProject(sg, 'retained-cluster');
+    const scope = await api.scopes.create({ slug: 'fleet', name: 'Fleet' });
+    const app = await api.apps.create({ slug: 'my-app', name: 'My App', mode: 'open' });
+    const device = await createActor(api, 'device', scope.accessScopeId, [app.appId]);
+    await sg.project(orgId, projectId).scopes.update(scope.accessScopeId, { limits: { retained: { maxMessages: 2 } } });
+    const open = (b: TestBroker) => connect(b.url, device.actorId, device.token);
+    const refused = async (b: TestBroker, topic: string) => {
+      const c = await open(b);
+      c.client.publish(topic, 'over', { qos: 1, retain: true });
+      await c.closed; // a refused publish closes the connection (MQTT_DENY_ACTION=disconnect)
+    };
+
+    // One retained message through each broker fills the scope's quota of 2: a third is refused on both.
+    const a = await open(brokers[0]!);
+    await a.publish('my-app/r1', 'one', { qos: 1, retain: true });
+    const b = await open(brokers[1]!);
+    await b.publish('my-app/r2', 'two', { qos: 1, retain: true });
+    await refused(brokers[0]!, 'my-app/r3');
+    await refused(brokers[1]!, 'my-app/r3');
+    // Replacing a stored one is admitted on the other broker (it takes no new slot).
+    await b.publish('my-app/r1', 'one again', { qos: 1, retain: true });
+    await Promise.all([a.end(), b.end()]);
+
+    // A restarted broker still counts what is stored.
+    await brokers[1]!.close();
+    brokers[1] = await startTestBroker(sidecars[1]!.url, sidecars[1]!.brokerToken, { redisUrl: redis.url, sidecarTimeoutMs: 20_000 });
+    await refused(brokers[1]!, 'my-app/r3');
+    // Clearing one (an empty retained payload) on one broker frees the slot for the other.
+    const clear = await open(brokers[0]!);
+    await clear.publish('my-app/r2', '', { qos: 1, retain: true });
+    await clear.end();
+    const c = await open(brokers[1]!);
+    await c.publish('my-app/r3', 'three', { qos: 1, retain: true });
+    const s = await open(brokers[0]!);
+    expect(await s.subscribe('my-app/#', 1)).toEqual([1]);
+    await s.next((m) => m.payload === 'three', 5_000);
+    await s.next((m) => m.payload === 'one again', 5_000);
+    await Promise.all([c.end(), s.end()]);
+  }, 60_000);
 });

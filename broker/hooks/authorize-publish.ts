@@ -6,6 +6,7 @@ import { stateOf } from '../session-registry.ts';
 import { decidePublish, isRefusal } from '../session-state.ts';
 import { constraintRefuses } from '../../shared/limits.ts';
 import { countLimitEvent } from '../limits/limit-counters.ts';
+import type { LimitVerdict } from '../limits/session-limits.ts';
 
 import { DROPPED_TOPIC } from './dropped-topic.ts';
 import { decideSweptWill, type Republish } from './swept-wills.ts';
@@ -43,6 +44,7 @@ export function authorizePublish(ctx: BrokerContext, republish: Republish): Auth
     else hot.cacheMiss++;
 
     if (isRefusal(decision)) return refuse(decision.refused);
+    const internalTopic: string = decision;
 
     // Permission fields (rbac topic permissions, open-app settings), then the scope tree's limits.
     const payloadBytes = packet.payload.length;
@@ -53,17 +55,24 @@ export function authorizePublish(ctx: BrokerContext, republish: Republish): Auth
         return refuse(field);
       }
     }
-    if (state.limits === null) return pass(decision);
+    if (state.limits === null) return pass(internalTopic);
     const verdict = ctx.limits.decide(state.limits, decision, packet.qos, packet.retain, payloadBytes);
-    if (verdict.pass) {
-      if (verdict.waitMs === 0) return pass(decision);
-      // Backpressure: Aedes reads the socket again only once every packet of the batch it parsed has been
-      // handled, so holding this callback pauses the client; a QoS 1/2 PUBACK/PUBREC follows the callback.
-      setTimeout(() => pass(decision), verdict.waitMs);
-      return;
+    // A retained publish in Redis mode is admitted by Redis (the cluster-wide retained quota); if Redis cannot
+    // answer, the publish fails like any other that cannot be stored (the connection closes, the client re-sends).
+    if (verdict instanceof Promise) return void verdict.then(apply, (err: Error) => callback(new Error(`retained quota unavailable: ${err.message}`)));
+    return apply(verdict);
+
+    function apply(verdict: LimitVerdict) {
+      if (verdict.pass) {
+        if (verdict.waitMs === 0) return pass(internalTopic);
+        // Backpressure: Aedes reads the socket again only once every packet of the batch it parsed has been
+        // handled, so holding this callback pauses the client; a QoS 1/2 PUBACK/PUBREC follows the callback.
+        setTimeout(() => pass(internalTopic), verdict.waitMs);
+        return;
+      }
+      if (verdict.drop) return discard();
+      return refuse(verdict.limit);
     }
-    if (verdict.drop) return discard();
-    return refuse(verdict.limit);
 
     function pass(internalTopic: string) {
       packet.topic = internalTopic;

@@ -1,11 +1,20 @@
 /**
- * Retained messages and bytes per subtree, counted by the broker as it admits retained PUBLISHes. Each stored
- * retained topic remembers the subtrees it was counted against, so replacing or clearing it (an empty retained
- * payload) gives back exactly what it took, whoever clears it.
+ * Retained messages and bytes per subtree, counted as retained PUBLISHes are admitted. Each stored retained
+ * topic remembers the subtrees it was counted against, so replacing or clearing it (an empty retained payload)
+ * gives back exactly what it took, whoever clears it.
  *
- * Counted in this broker's memory: retained messages stored before it started (Redis mode, after a restart)
- * or by another broker of a cluster are not counted here (README: known gaps).
+ * Two implementations: this one counts in the broker's memory (in-memory mode, where the retained messages
+ * live in the same process); in Redis mode the counts live in Redis next to the retained messages
+ * (redis-retained-quota.ts), shared by every broker and kept across restarts.
  */
+export interface RetainedQuotaStore {
+  admit(topic: string, bytes: number, bounds: readonly RetainBound[]): boolean | Promise<boolean>;
+  /** A retained message removed outside the publish path (a deleted scope's): gives back what it took. */
+  removed(topic: string): void | Promise<void>;
+  /** A retained message moved to another topic outside the publish path (a moved scope's): it stays counted. */
+  moved(from: string, to: string): void | Promise<void>;
+}
+
 export interface RetainBound {
   /** `tenant:<id>` for the install's per-tenant default, else the scope id that sets `limits.retained`. */
   key: string;
@@ -18,14 +27,11 @@ interface Stored {
   keys: readonly string[];
 }
 
-export class RetainedQuota {
+/** Counted in this process's memory (in-memory mode). */
+export class RetainedQuota implements RetainedQuotaStore {
   private readonly byTopic = new Map<string, Stored>();
   private readonly usage = new Map<string, { messages: number; bytes: number }>();
 
-  /**
-   * A retained PUBLISH of `bytes` to `topic` (internal): admitted (and counted) when every bound still holds
-   * after it; false = not stored, the publish is refused. An empty payload clears and is always admitted.
-   */
   admit(topic: string, bytes: number, bounds: readonly RetainBound[]): boolean {
     const previous = this.byTopic.get(topic);
     if (bytes === 0) {
@@ -52,13 +58,11 @@ export class RetainedQuota {
     return true;
   }
 
-  /** A retained message removed outside the publish path (a deleted scope's): gives back what it took. */
   removed(topic: string): void {
     const previous = this.byTopic.get(topic);
     if (previous) this.release(topic, previous);
   }
 
-  /** A retained message moved to another topic outside the publish path (a moved scope's): it stays counted. */
   moved(from: string, to: string): void {
     const previous = this.byTopic.get(from);
     if (!previous) return;

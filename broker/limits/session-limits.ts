@@ -2,7 +2,7 @@ import type { SessionGrant } from '../../shared/broker-wire.ts';
 import type { LimitName } from '../../shared/limits.ts';
 import { countLimitEvent, type LimitCounters } from './limit-counters.ts';
 import { RatePair } from './pacer.ts';
-import type { RetainBound, RetainedQuota } from './retained-quota.ts';
+import type { RetainBound, RetainedQuotaStore } from './retained-quota.ts';
 
 /**
  * The limits of one live session, built from its grant's effective limits (SPEC §7) and the install's
@@ -45,7 +45,7 @@ export class LimitRuntime {
 
   constructor(
     readonly defaults: Readonly<LimitDefaults>,
-    readonly retained: RetainedQuota,
+    readonly retained: RetainedQuotaStore,
     readonly counters: LimitCounters,
     private readonly clock: () => number = () => performance.now(),
   ) {}
@@ -94,7 +94,7 @@ export class LimitRuntime {
    * A PUBLISH the topic decision allowed, against the tree's limits, in order: payload size, subtree rate,
    * session rate, retained quota (last, so a dropped message never takes quota). Counted here.
    */
-  decide(limits: SessionLimitState, internalTopic: string, qos: number, retain: boolean, payloadBytes: number): LimitVerdict {
+  decide(limits: SessionLimitState, internalTopic: string, qos: number, retain: boolean, payloadBytes: number): LimitVerdict | Promise<LimitVerdict> {
     if (limits.maxPayloadBytes !== null && payloadBytes > limits.maxPayloadBytes) return this.refuse(limits, 'maxPayloadBytes');
     if (limits.subtreeRates.length === 0 && limits.sessionRate === null) return this.retain(limits, internalTopic, retain, payloadBytes, PASS_NOW);
 
@@ -122,9 +122,13 @@ export class LimitRuntime {
     return this.retain(limits, internalTopic, retain, payloadBytes, waitMs > 0 ? { pass: true, waitMs } : PASS_NOW);
   }
 
-  private retain(limits: SessionLimitState, internalTopic: string, retain: boolean, payloadBytes: number, verdict: LimitVerdict): LimitVerdict {
-    if (!retain || this.retained.admit(internalTopic, payloadBytes, limits.retainBounds)) return verdict;
-    return this.refuse(limits, 'retained');
+  /** The retained quota, last; in Redis mode its answer comes from Redis (a Promise, retained publishes only). */
+  private retain(limits: SessionLimitState, internalTopic: string, retain: boolean, payloadBytes: number, verdict: LimitVerdict): LimitVerdict | Promise<LimitVerdict> {
+    if (!retain) return verdict;
+    const admitted = this.retained.admit(internalTopic, payloadBytes, limits.retainBounds);
+    if (admitted === true) return verdict;
+    if (admitted === false) return this.refuse(limits, 'retained');
+    return admitted.then((ok) => (ok ? verdict : this.refuse(limits, 'retained')));
   }
 
   refuse(limits: SessionLimitState, limit: LimitName): LimitVerdict {
