@@ -8,6 +8,8 @@
 #
 # Environment: AUTHZ_ADMIN_TOKEN (required), SIDECAR_URL (default http://127.0.0.1:8080), MQTT_HOST
 # (default 127.0.0.1), MQTT_PORT (default 1883), SUFFIX (slug suffix; default: the time). Needs mosquitto-clients.
+# ALICE_IDP_TOKEN (optional): a JWT of the identity provider the sidecar trusts (TRUSTED_JWT_ISSUER), whose `sub`
+# is ALICE_KINDE_ID; alice then grants and revokes the delegation herself. Without it the admin does.
 set -euo pipefail
 
 : "${AUTHZ_ADMIN_TOKEN:?set AUTHZ_ADMIN_TOKEN to the admin token npm start printed}"
@@ -19,7 +21,7 @@ SUFFIX="${SUFFIX:-$(date +%s)}"
 H="Authorization: Bearer $AUTHZ_ADMIN_TOKEN"
 M=(-h "$MQTT_HOST" -p "$MQTT_PORT")
 
-# post URL JSON → the response body; stops on an HTTP error, showing the error body.
+# post URL JSON → the response body; stops on an HTTP error, showing the error body. (H: the bearer header.)
 post() {
   local out status
   out=$(curl -sS -X POST "$1" -H "$H" -H 'content-type: application/json' -d "$2" -w '\n%{http_code}')
@@ -28,6 +30,17 @@ post() {
   if [ "${status:0:1}" != 2 ]; then echo "agents: POST $1 answered $status: $out" >&2; exit 1; fi
   printf '%s' "$out"
 }
+# del URL → the response body, with the bearer header H; stops on an HTTP error.
+del() {
+  local out status
+  out=$(curl -sS -X DELETE "$1" -H "$H" -w '\n%{http_code}')
+  status=${out##*$'\n'}
+  out=${out%$'\n'*}
+  if [ "${status:0:1}" != 2 ]; then echo "agents: DELETE $1 answered $status: $out" >&2; exit 1; fi
+  printf '%s' "$out"
+}
+# as TOKEN CMD ARGS…: runs post/del with another bearer (bash locals are seen by the functions called).
+as() { local H="Authorization: Bearer $1"; shift; "$@"; }
 field() { node -e 'const j = JSON.parse(process.argv[1]); const v = eval(process.argv[2]); if (v === undefined) process.exit(1); console.log(typeof v === "string" ? v : JSON.stringify(v));' "$1" "$2"; }
 step() { printf '\n== %s\n' "$*"; }
 expect() { [ "$1" = "$2" ] || { echo "agents: expected '$2', got '$1' ($3)" >&2; exit 1; }; }
@@ -84,7 +97,11 @@ expect "$(grep -o '[a-z]*-task-[0-9]' "$out/bw" | tr '\n' ' ')" "beta-task-1 " "
 expect "$(head -1 "$out/w1" | cut -d' ' -f1)" "agents/_handoff/dispatch" "workers see their own view"
 
 step "An agent acting for a user: alice may publish agents/tasks/#, worker 1 anything in agents/#"
-ALICE=$(field "$(post "$API/users" "{\"kindeId\":\"kp_alice_$SUFFIX\",\"email\":\"alice-$SUFFIX@acme.example\",\"defaultTenantId\":\"$TID\"}")" j.subjectId)
+ALICE_KINDE_ID="${ALICE_KINDE_ID:-kp_alice_$SUFFIX}"
+ALICE=$(field "$(post "$API/users" "{\"kindeId\":\"$ALICE_KINDE_ID\",\"email\":\"alice-$SUFFIX@acme.example\",\"defaultTenantId\":\"$TID\"}")" j.subjectId)
+# Who grants (and later revokes): alice herself with her identity provider's JWT, or else the admin.
+GRANTOR="${ALICE_IDP_TOKEN:-$AUTHZ_ADMIN_TOKEN}"
+[ -n "${ALICE_IDP_TOKEN:-}" ] && echo "   alice grants with her own identity provider token" || echo "   the admin grants (set ALICE_IDP_TOKEN for alice to do it herself)"
 # topics SUBJECT PATTERN: a role at acme with publish + subscribe on the pattern, given to the subject.
 topics() {
   local role perm m
@@ -101,8 +118,8 @@ topics "$W1_S" 'agents/#'
 # Without a delegation grant there is no token on alice's behalf.
 status=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$P/actors/$W1/tokens" -H "$H" -H 'content-type: application/json' -d "{\"onBehalfOf\":{\"subjectId\":\"$ALICE\"}}")
 expect "$status" 403 "no token without a delegation grant"
-G=$(post "$P/actors/$W1/delegations" "{\"subjectId\":\"$ALICE\",\"expiresInSeconds\":3600}")
-echo "   delegation grant $(field "$G" j.id) until $(field "$G" j.expiresAt)"
+G=$(as "$GRANTOR" post "$P/actors/$W1/delegations" "{\"subjectId\":\"$ALICE\",\"expiresInSeconds\":3600}")
+echo "   delegation grant $(field "$G" j.id) until $(field "$G" j.expiresAt), created by $(field "$G" j.createdBy)"
 OBO=$(post "$P/actors/$W1/tokens" "{\"onBehalfOf\":{\"subjectId\":\"$ALICE\"}}")
 OBO_T=$(field "$OBO" j.token)
 CLAIMS=$(node -pe 'JSON.stringify((({sub, act}) => ({sub, act}))(JSON.parse(Buffer.from(process.argv[1].split(".")[1], "base64url"))))' "$OBO_T")
@@ -130,5 +147,13 @@ expect "$(field "$D2" j.decision)" false "outside alice's topics"
 E=$(post "$API/evaluate?explain=true" "{\"actor\":{\"subjectId\":\"$W1_S\",\"subjectType\":\"actor\"},\"onBehalfOf\":{\"subjectId\":\"$ALICE\"},\"scopeId\":\"$ACME\",\"action\":\"publish\",\"resource\":{\"resourceType\":\"topic\",\"resourceId\":\"agents/_handoff/dispatch\"}}")
 echo "   evaluate explain: agent $(field "$E" j.delegation.agent.decision), principal $(field "$E" j.delegation.principal.decision) → $(field "$E" j.decision)"
 expect "$(field "$E" j.delegation.principal.decision)" DENIED "explain shows the principal's side"
+
+step "The grantor revokes the grant: the delegated token no longer connects"
+GID=$(field "$G" j.id)
+expect "$(field "$(as "$GRANTOR" del "$P/actors/$W1/delegations/$GID")" 'j.deleted[0].id')" "$GID" "revoked"
+if mosquitto_pub "${M[@]}" -u "$W1" -P "$OBO_T" -t agents/tasks/43 -q 1 -m late 2>"$out/refused"; then
+  echo "agents: the delegated token still connected after the revoke" >&2; exit 1
+fi
+echo "   mosquitto_pub with the delegated token: $(head -1 "$out/refused")"
 
 printf '\nDone: every answer was the one expected.\n'
