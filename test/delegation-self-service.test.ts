@@ -107,6 +107,7 @@ describe('a user manages its own delegation grants with its identity provider to
       ["another tenant's agent under her organization's URL", `${P}/actors/${betaAgent.actorId}/delegations`, { subjectId: carol.subjectId }, carolToken, 404, 'NOT_FOUND'],
       ['an unknown identity', `${P}/actors/${agent.actorId}/delegations`, { subjectId: carol.subjectId }, await idpToken('kp_nobody'), 403, 'FORBIDDEN'],
       ["Beta's user with Acme's URL", `${P}/actors/${agent.actorId}/delegations`, { subjectId: carol.subjectId }, await idpToken('kp_eve'), 403, 'FORBIDDEN'],
+      ["another tenant's actor with its own token", `${P}/actors/${agent.actorId}/delegations`, { subjectId: betaAgent.subjectId }, betaAgent.token, 403, 'FORBIDDEN'],
       ['a token the identity provider did not sign', `${P}/actors/${agent.actorId}/delegations`, { subjectId: carol.subjectId }, await idpToken('kp_carol', { forged: true }), 401, 'UNAUTHENTICATED'],
       ['a malformed body', `${P}/actors/${agent.actorId}/delegations`, { subjectId: carol.subjectId, expiresInSeconds: 31 * 24 * 3600 }, carolToken, 400, 'VALIDATION_FAILED'],
       ['a body that is not JSON', `${P}/actors/${agent.actorId}/delegations`, '{"subjectId":', carolToken, 400, 'INVALID_JSON'],
@@ -117,6 +118,9 @@ describe('a user manages its own delegation grants with its identity provider to
     }
     expect((await sys.side.ok('GET', `${P}/actors/${agent.actorId}/delegations`)).data).toHaveLength(before);
     expect((await sys.side.ok('GET', `${B}/actors/${betaAgent.actorId}/delegations`)).data).toHaveLength(0);
+    // Listing is confined the same way: Beta's actor cannot even learn whether an Acme agent exists.
+    expect((await sys.side.api('GET', `${P}/actors/${agent.actorId}/delegations`, undefined, betaAgent.token)).status).toBe(403);
+    expect((await sys.side.api('GET', `${P}/actors/actor_doesnotexist/delegations`, undefined, betaAgent.token)).status).toBe(403);
     // The user's token is no admin credential anywhere else.
     expect((await sys.side.api('GET', `${P}/actors`, undefined, carolToken)).status).toBe(401);
     expect((await sys.side.api('POST', `${P}/actors/${agent.actorId}/tokens`, { onBehalfOf: { subjectId: carol.subjectId } }, carolToken)).status).toBe(401);

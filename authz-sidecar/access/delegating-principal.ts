@@ -36,7 +36,12 @@ export async function authenticateDelegatingPrincipal(deps: DelegatingPrincipalD
   if (token.split('.').length !== 3) return null;
   const kid = kidOf(token);
   const ours = kid !== undefined && deps.model.get('signingKey', kid) !== undefined;
-  if (ours) return actorPrincipal(deps, token);
+  if (ours) {
+    const actor = await actorPrincipal(deps, token);
+    // An actor of another tenant learns nothing here, not even whether the URL's agent exists.
+    if (actor && actor.tenantId !== orgId) throw new ScopeGateError('FORBIDDEN', 'This actor belongs to another organization.', [{ message: 'outside the actor tenant' }]);
+    return actor;
+  }
   if (!deps.verifyUserToken) return null;
   const check = await deps.verifyUserToken(token, deps.now);
   if (!check.ok) return null;
