@@ -214,7 +214,12 @@ export class ScopeGateClient {
       return { get: r.get, list: r.list, update: r.update, delete: r.delete, create: r.create };
     };
     return {
-      scopes: sub<Input<'accessScopeCreate'>, Input<'limitedEntityPatch'>, Resource & { accessScopeId: string; slug: string }>('/scopes'),
+      scopes: {
+        ...sub<Input<'accessScopeCreate'>, Input<'accessScopePatch'>, Resource & { accessScopeId: string; slug: string; parentId: string | null }>('/scopes'),
+        /** Moves an access scope and its subtree under another access scope of the project (null: the project level). */
+        move: (scopeId: string, parentScopeId: string | null) =>
+          this.request<Resource & Revisioned & { accessScopeId: string; slug: string; parentId: string | null }>('PATCH', `${base}/scopes/${encodeURIComponent(scopeId)}`, { parentScopeId }),
+      },
       actors: {
         ...sub<Input<'actorCreate'>, Input<'actorPatch'>, Resource & { actorId: string; subjectId: string; accessScopeId: string | null; disabled: boolean }>('/actors'),
         issueToken: (actorId: string, input: Partial<Input<'tokenCreate'>> = {}) =>

@@ -19,6 +19,7 @@ export const ERROR_CATALOGUE = {
   WRITE_CONFLICT: { status: 409, message: 'Concurrent writes kept conflicting; retry the request.' },
   INVALID_REFERENCE: { status: 422, message: 'The request refers to a resource that does not exist.' },
   HIERARCHY_VIOLATION: { status: 422, message: 'The scope type may not be created under this parent scope type.' },
+  SCOPE_CYCLE: { status: 422, message: 'A scope cannot move under itself or one of its own descendants.' },
   CROSS_TENANT: { status: 422, message: 'The request would link resources of different tenants.' },
   RULE_VIOLATION: { status: 422, message: 'The request breaks a rule of the authorization model.' },
   RATE_LIMITED: { status: 429, message: 'Too many requests; slow down.' },

@@ -120,6 +120,11 @@ export function writeGuard(principal: Principal) {
       if (existing && JSON.stringify(existing) === JSON.stringify(r)) continue;
       assertOperatorFields(principal, existing, r);
       if (r.kind === 'membership') assertSubjectLinkable(tx, principal, r.subjectId);
+      // A moved scope leaves its old parent: that place must be the key's too. The walk below starts at the
+      // scope itself, so it would pass a key's own root carried out of its subtree.
+      if (r.kind === 'scope' && existing?.kind === 'scope' && existing.parentId !== r.parentId && !principalCovers(tx.model, principal, existing.parentId)) {
+        throw new ScopeGateError('FORBIDDEN', "This API key may not move its own root scope (or anything from outside its subtree).", [{ path: 'parentScopeId', message: 'outside key scope' }]);
+      }
       if (!principalCovers(tx, principal, scopeOfRecord(tx, r))) {
         throw new ScopeGateError('FORBIDDEN', 'This API key may not write outside its scope.', [{ message: 'outside key scope', kind: r.kind }]);
       }

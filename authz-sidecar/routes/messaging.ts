@@ -24,11 +24,11 @@ import {
   createApp,
   findGrant,
   grantApp,
+  patchAccessScope,
   patchActor,
   patchApp,
   projectIn,
 } from '../service/messaging.ts';
-import { patchScope } from '../service/scopes.ts';
 import { Tx } from '../service/tx.ts';
 import type { SidecarContext } from './context.ts';
 import { findVisible, mountResource, principalOf, writeContext } from './resource.ts';
@@ -87,11 +87,14 @@ export function messagingRoutes(ctx: SidecarContext, tokenIssuer: string): Route
   r.get(`${BASE}/scopes/:scopeId`, (req, res) => {
     res.json({ ...present(accessScope(req, res)), revision: ctx.replica.seq });
   });
-  doc('patch', '/scopes/{scopeId}', 'access_scope', 'Rename an access scope or set the limits of its subtree', responses.oneOf('scope'), inputSchemas.limitedEntityPatch);
+  doc('patch', '/scopes/{scopeId}', 'access_scope', 'Rename an access scope, set the limits of its subtree, or move it with its subtree (parentScopeId: an access scope of the project, or null for the project level)', responses.oneOf('scope'), inputSchemas.accessScopePatch);
   r.patch(`${BASE}/scopes/:scopeId`, async (req, res) => {
-    const input = parse(inputSchemas.limitedEntityPatch, req.body, 'body');
+    const input = parse(inputSchemas.accessScopePatch, req.body, 'body');
+    const p = project(req, res);
     const s = accessScope(req, res);
-    const { value, revision } = await write(req, res, 'access_scope.update', (tx) => patchScope(tx, tx.must('scope', s.id), input));
+    // A move is audited as such: its entry's before/after show the old and the new parentId.
+    const action = input.parentScopeId !== undefined ? 'access_scope.move' : 'access_scope.update';
+    const { value, revision } = await write(req, res, action, (tx) => patchAccessScope(tx, projectIn(tx, p.tenantId, p.id), tx.must('scope', s.id), input));
     res.json({ ...present(value), revision });
   });
   doc('delete', '/scopes/{scopeId}', 'access_scope', 'Delete an access scope (?cascade=true)', responses.deletedResponse);

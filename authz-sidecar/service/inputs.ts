@@ -173,6 +173,16 @@ const definitions = {
     externalId: externalId.optional(),
     limits: limits.optional(),
   }),
+  /**
+   * An access scope: renamed, its subtree's limits set, or moved under another parent (`parentScopeId`: an
+   * access scope of the same project, or null for the project itself), like an actor moves with accessScopeId.
+   */
+  accessScopePatch: z.strictObject({
+    name: text(200).optional(),
+    externalId: externalId.optional(),
+    limits: limits.optional(),
+    parentScopeId: id('scope').nullable().optional(),
+  }),
   actorCreate: z.strictObject({
     name: text(200),
     kind: z.enum(['device', 'agent', 'service']).default('device'),

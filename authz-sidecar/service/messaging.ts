@@ -2,7 +2,7 @@ import { ScopeGateError } from '../../shared/errors.ts';
 import { uniqueKey } from '../model/policy-model.ts';
 import type { ActorRecord, AppGrantRecord, AppRecord, ProjectRecord, ScopeRecord } from '../model/records.ts';
 import type { Input } from './inputs.ts';
-import { putScope } from './scopes.ts';
+import { changeScopeFields, moveScope, putScope } from './scopes.ts';
 import type { Tx } from './tx.ts';
 
 /**
@@ -35,6 +35,22 @@ export function createAccessScope(tx: Tx, project: ProjectRecord, input: Input<'
   const parent = input.parentScopeId ? accessScopeIn(tx, project, input.parentScopeId, 'parentScopeId') : tx.must('scope', project.scopeId);
   const scope = putScope(tx, parent, { typeId: 'type_access', slug: input.slug, name: input.name, externalId: input.externalId ?? null });
   return input.limits ? tx.put({ ...scope, limits: input.limits }) : scope;
+}
+
+/**
+ * `PATCH …/scopes/{id}`: rename, set limits, and/or move under another parent of the same project
+ * (`parentScopeId`: one of its access scopes, or null for the project level). The whole subtree moves with
+ * it, so every actor in it gets a new topic namespace; one commit rewrites the one scope record.
+ */
+export function patchAccessScope(tx: Tx, project: ProjectRecord, scope: ScopeRecord, input: Input<'accessScopePatch'>): ScopeRecord {
+  let current = scope;
+  if (input.parentScopeId !== undefined) {
+    const parent = input.parentScopeId === null ? tx.must('scope', project.scopeId) : accessScopeIn(tx, project, input.parentScopeId, 'parentScopeId');
+    current = moveScope(tx, scope, parent);
+  }
+  const { parentScopeId: _moved, ...fields } = input;
+  if (Object.keys(fields).length === 0) return current;
+  return changeScopeFields(tx, current, fields);
 }
 
 export function createActor(tx: Tx, project: ProjectRecord, input: Input<'actorCreate'>): ActorRecord {

@@ -47,14 +47,7 @@ export function putScope(
 ): ScopeRecord {
   const type = tx.get('scopeType', fields.typeId);
   if (!type) throw new ScopeGateError('INVALID_REFERENCE', `Scope type '${fields.typeId}' does not exist.`, [{ path: 'typeId', message: 'no such scope type' }]);
-  tx.depend('global');
-  if (!tx.get('scopeTypeEdge', edgeId(parent.typeId, fields.typeId)) && !hasEdge(tx, parent.typeId, fields.typeId)) {
-    throw new ScopeGateError(
-      'HIERARCHY_VIOLATION',
-      `A scope of type '${fields.typeId}' may not be created under a scope of type '${parent.typeId}'.`,
-      [{ path: 'typeId', message: 'no scope-type-hierarchy edge', parentTypeId: parent.typeId, childTypeId: fields.typeId }],
-    );
-  }
+  assertMayParent(tx, parent, fields.typeId, 'typeId', 'created');
   assertSlugFree(tx, parent.id, fields.slug);
   const scope: ScopeRecord = {
     kind: 'scope',
@@ -69,6 +62,46 @@ export function putScope(
     ownerId: fields.ownerId ?? null,
   };
   return tx.put(scope);
+}
+
+/** The scope-type hierarchy allows a scope of `typeId` under `parent` (422 HIERARCHY_VIOLATION otherwise). */
+function assertMayParent(tx: Tx, parent: ScopeRecord, typeId: string, path: string, verb: 'created' | 'moved'): void {
+  tx.depend('global');
+  if (!tx.get('scopeTypeEdge', edgeId(parent.typeId, typeId)) && !hasEdge(tx, parent.typeId, typeId)) {
+    throw new ScopeGateError(
+      'HIERARCHY_VIOLATION',
+      `A scope of type '${typeId}' may not be ${verb} under a scope of type '${parent.typeId}'.`,
+      [{ path, message: 'no scope-type-hierarchy edge', parentTypeId: parent.typeId, childTypeId: typeId }],
+    );
+  }
+}
+
+/**
+ * Moves `scope` (and with it its whole subtree) under `parent`: one record rewritten, its `parentId`. Refused
+ * under itself or a descendant (422 SCOPE_CYCLE), across tenants (422 CROSS_TENANT), where the type hierarchy
+ * does not allow it (422 HIERARCHY_VIOLATION) and where a new sibling has its slug (409 ALREADY_EXISTS). Who
+ * may move what (an API key within its subtree, never its own root) is the write guard's (access/principal.ts).
+ */
+export function moveScope(tx: Tx, scope: ScopeRecord, parent: ScopeRecord, path = 'parentScopeId'): ScopeRecord {
+  if (scope.parentId === null) {
+    throw new ScopeGateError('HIERARCHY_VIOLATION', 'Tenants are always roots; their scope cannot move.', [{ path, message: 'tenant is a root' }]);
+  }
+  if (parent.tenantId !== scope.tenantId) {
+    throw new ScopeGateError('CROSS_TENANT', `Scope '${parent.id}' belongs to another tenant.`, [{ path, message: 'other tenant' }]);
+  }
+  // The new parent's ancestry, read through the transaction so its partition is part of the commit's check.
+  for (let current: ScopeRecord | undefined = parent, depth = 0; current && depth < 1_000; depth++) {
+    if (current.id === scope.id) {
+      throw new ScopeGateError('SCOPE_CYCLE', `Scope '${scope.id}' cannot move under ${parent.id === scope.id ? 'itself' : `its own descendant '${parent.id}'`}.`, [
+        { path, message: parent.id === scope.id ? 'the scope itself' : 'a descendant of the scope', id: parent.id },
+      ]);
+    }
+    current = current.parentId === null ? undefined : tx.get('scope', current.parentId);
+  }
+  if (parent.id === scope.parentId) return scope;
+  assertMayParent(tx, parent, scope.typeId, path, 'moved');
+  assertSlugFree(tx, parent.id, scope.slug, scope.id);
+  return tx.put({ ...scope, parentId: parent.id, updatedAt: tx.now });
 }
 
 function hasEdge(tx: Tx, parentTypeId: string, childTypeId: string): boolean {
@@ -290,6 +323,11 @@ export function createScope(tx: Tx, input: Input<'scopeCreate'>): ScopeRecord {
 }
 
 export function patchScope(tx: Tx, scope: ScopeRecord, input: Input<'limitedEntityPatch'>): ScopeRecord {
+  return changeScopeFields(tx, scope, input);
+}
+
+/** A scope's name, external id and limits: shared by `PATCH /scopes/{id}` and the access-scope patch. */
+export function changeScopeFields(tx: Tx, scope: ScopeRecord, input: { name?: string | undefined; externalId?: string | null | undefined; limits?: ScopeRecord['limits'] | undefined }): ScopeRecord {
   if (input.limits !== undefined && scope.ownerId !== null) {
     // An owned scope's limits live on its owner (the tenant or project the API patches): one place each.
     throw new ScopeGateError('RULE_VIOLATION', `Limits of scope '${scope.id}' are set on the entity that owns it ('${scope.ownerId}').`, [{ path: 'limits', message: 'set them on the owner' }]);

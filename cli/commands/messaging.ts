@@ -26,6 +26,17 @@ export const messagingCommands: Command[] = [
       showOne(ctx, 'scope', await org(ctx).scopes.create(asSent<Input<'accessScopeCreate'>>(body)));
     },
   },
+  {
+    name: 'scope move',
+    summary: 'move an access scope, with its subtree, under another access scope of the project (or `none`: the project level); its actors get the new topic namespace',
+    args: '<scope-id>',
+    maxPositionals: 1,
+    options: { ...projectOpts, parent: { type: 'string', value: '<scope-id|slug|none>', help: 'new parent: an access scope id, its slug when unambiguous in the project, or none for the project level', required: true } },
+    async run(ctx) {
+      const parent = await accessScopeIdOf(ctx, need(ctx, 'parent'));
+      showOne(ctx, 'scope', await org(ctx).scopes.move(idArg(ctx), parent));
+    },
+  },
   ...readCommands('scope', 'scope', 'access scope', (ctx) => org(ctx).scopes, {}, projectOpts),
 
   {
