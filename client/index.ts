@@ -175,7 +175,12 @@ export class ScopeGateClient {
     return this.request('POST', `/v1/evaluate/batch${options.explain ? '?explain=true' : ''}`, { requests });
   }
 
-  audit(query: { limit?: number; before?: number; tenantId?: string } = {}) {
+  /**
+   * The audit log, newest first. Filters: `principal` ('admin' or an API key id), `action` (exact, or a prefix
+   * ending in '*'), `since`/`until` (ISO 8601 instants, inclusive). A filtered page may be short while
+   * `nextBefore` is set: the server scans a bounded number of entries per request.
+   */
+  audit(query: { limit?: number; before?: number; tenantId?: string; principal?: string; action?: string; since?: string; until?: string } = {}) {
     return this.request<{ data: Array<Record<string, unknown> & { seq: number; action: string; principal: string; at: string }>; nextBefore: number | null }>('GET', `/v1/audit${qs(query)}`);
   }
 

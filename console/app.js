@@ -161,6 +161,26 @@ function projectOfScope(world, scope) {
   return null;
 }
 
+/** Is `scope` the scope `rootId` or below it? */
+function inSubtree(world, scope, rootId) {
+  let s = scope;
+  for (let i = 0; s && i < 100; i++) {
+    if (s.id === rootId) return true;
+    s = world.scopes.find((x) => x.id === s.parentId);
+  }
+  return false;
+}
+
+/** An access scope by the names of its access-scope ancestors and its own: "Acme / Staging". */
+function accessPathName(world, scope) {
+  const names = [];
+  for (let s = scope, i = 0; s && s.typeId === 'type_access' && i < 100; i++) {
+    names.unshift(s.name);
+    s = world.scopes.find((x) => x.id === s.parentId);
+  }
+  return names.join(' / ');
+}
+
 function TreePage({ me }) {
   const tenants = useTenants(me);
   const [tenantId, setTenantId] = useTenantChoice(tenants.data);
@@ -226,6 +246,8 @@ function TreeNode({ scope, world, me, act, onChanged, onPreview }) {
       else if (form === 'project') {
         const ws = world.workspaces.find((w) => w.scopeId === scope.id);
         await api('POST', '/v1/projects', { workspaceId: ws.id, name: text });
+      } else if (form === 'move') {
+        await api('PATCH', `${orgPath(scope.tenantId, project.id)}/scopes/${scope.id}`, { parentScopeId: text === project.scopeId ? null : text });
       } else if (form === 'access') {
         const body = { slug, name: text, ...(project && project.scopeId !== scope.id ? { parentScopeId: scope.id } : {}) };
         await api('POST', `${orgPath(scope.tenantId, project.id)}/scopes`, body);
@@ -239,6 +261,10 @@ function TreeNode({ scope, world, me, act, onChanged, onPreview }) {
     onPreview({ scope, deleted: r.deleted });
   });
   const canAddAccess = project && (kind === 'type_project' || kind === 'type_access');
+  // An access scope moves, with its subtree, under the project or another access scope of it (not its own
+  // subtree); an API key never moves its own root.
+  const canMove = project && kind === 'type_access' && !(me.kind === 'apiKey' && me.scopeId === scope.id);
+  const moveTargets = canMove ? world.scopes.filter((s) => (s.id === project.scopeId || (s.typeId === 'type_access' && projectOfScope(world, s) === project)) && s.id !== scope.parentId && !inSubtree(world, s, scope.id)) : [];
   return html`<li>
     <div class="node">
       <span class="name">${scope.name}</span>
@@ -251,9 +277,18 @@ function TreeNode({ scope, world, me, act, onChanged, onPreview }) {
       ${kind === 'type_tenant' && html`<button class="link" type="button" onClick=${() => setForm('workspace')} aria-label=${`Add workspace to ${label}`}>Add workspace</button>`}
       ${kind === 'type_workspace' && html`<button class="link" type="button" onClick=${() => setForm('project')} aria-label=${`Add project to ${label}`}>Add project</button>`}
       ${canAddAccess && html`<button class="link" type="button" onClick=${() => setForm('access')} aria-label=${`Add access scope under ${label}`}>Add access scope</button>`}
+      ${canMove && html`<button class="link" type="button" onClick=${() => { setForm('move'); setText(moveTargets.length ? moveTargets[0].id : ''); }} aria-label=${`Move ${label}`}>Move…</button>`}
       ${!(me.kind === 'apiKey' && me.scopeId === scope.id) && html`<button class="link bad" type="button" onClick=${previewDelete} aria-label=${`Delete ${label}`}>Delete…</button>`}
     </div>
-    ${form && html`<form class="inline" onSubmit=${submit} aria-label=${`${form} form`}>
+    ${form === 'move' && html`<form class="inline" onSubmit=${submit} aria-label=${`Move ${label}`}>
+      <label>New parent of ${scope.name}<select name="move-parent" required value=${text} onChange=${(e) => setText(e.currentTarget.value)}>
+        ${moveTargets.map((t) => html`<option value=${t.id}>${t.id === project.scopeId ? `${t.name} (project level)` : accessPathName(world, t)}</option>`)}
+      </select></label>
+      <span class="muted">Its actors' topics move to the new namespace at once.</span>
+      <button class="primary" type="submit" disabled=${!text}>Move</button>
+      <button type="button" onClick=${() => setForm(null)}>Cancel</button>
+    </form>`}
+    ${form && form !== 'move' && html`<form class="inline" onSubmit=${submit} aria-label=${`${form} form`}>
       ${form === 'access' && html`<label>Slug<input name="scope-slug" required value=${slug} onInput=${(e) => setSlug(e.currentTarget.value)} /></label>`}
       <label>${form === 'rename' ? 'New name' : 'Name'}<input name="node-name" required value=${text} onInput=${(e) => setText(e.currentTarget.value)} /></label>
       <button class="primary" type="submit">${form === 'rename' ? 'Rename' : 'Create'}</button>
@@ -583,33 +618,54 @@ function SessionsPage({ me }) {
 // ------------------------------------------------------------------------------------------------------
 // Audit log
 
+/** The audit filters as GET /v1/audit's query (the server filters; datetime-local is the browser's time zone). */
+function auditQuery(f, before) {
+  const q = new URLSearchParams({ limit: '200' });
+  if (f.tenantId) q.set('tenantId', f.tenantId);
+  if (f.who.trim()) q.set('principal', f.who.trim());
+  if (f.what.trim()) q.set('action', f.what.trim());
+  for (const k of ['since', 'until']) {
+    const t = f[k] ? new Date(f[k]) : null;
+    if (t && !Number.isNaN(t.getTime())) q.set(k, t.toISOString());
+  }
+  if (before) q.set('before', String(before));
+  return `/v1/audit?${q}`;
+}
+
 function AuditPage({ me }) {
   const tenants = useTenants(me);
-  const [f, setF] = useState({ who: '', what: '', tenantId: '', since: '', until: '' });
+  const empty = { who: '', what: '', tenantId: '', since: '', until: '' };
+  const [f, setF] = useState(empty);
+  // Filters apply when the form is submitted (each one is a server-side query), and page by page after that.
+  const [applied, setApplied] = useState({ filters: empty, before: null });
   const [live, setLive] = useState(false);
   const [tick, setTick] = useState(0);
-  const entries = useLoad(() => api('GET', `/v1/audit?limit=200${f.tenantId ? `&tenantId=${encodeURIComponent(f.tenantId)}` : ''}`), [f.tenantId, tick]);
+  const entries = useLoad(() => api('GET', auditQuery(applied.filters, applied.before)), [applied, tick]);
   useEffect(() => {
     if (!live) return undefined;
     const t = setInterval(() => setTick((n) => n + 1), 2000);
     return () => clearInterval(t);
   }, [live]);
-  const since = f.since ? new Date(f.since).getTime() : -Infinity;
-  const until = f.until ? new Date(f.until).getTime() : Infinity;
-  const rows = (entries.data ? entries.data.data : []).filter((e) => (!f.who || e.principal.includes(f.who)) && (!f.what || e.action.includes(f.what)) && Date.parse(e.at) >= since && Date.parse(e.at) <= until);
-  const input = (k, label, type = 'text') => html`<label>${label}<input type=${type} name=${`audit-${k}`} value=${f[k]} onInput=${(e) => setF({ ...f, [k]: e.currentTarget.value })} /></label>`;
+  const rows = entries.data ? entries.data.data : [];
+  const nextBefore = entries.data ? entries.data.nextBefore : null;
+  const input = (k, label, type = 'text', hint) => html`<label>${label}<input type=${type} name=${`audit-${k}`} value=${f[k]} placeholder=${hint || ''} onInput=${(e) => setF({ ...f, [k]: e.currentTarget.value })} /></label>`;
   return html`<h2>Audit log</h2>
     <section class="card">
-      <form class="inline" onSubmit=${(e) => e.preventDefault()}>
-        ${input('who', 'Who (principal)')}${input('what', 'What (action)')}
-        ${tenants.data && html`<label>Tenant<select value=${f.tenantId} onChange=${(e) => setF({ ...f, tenantId: e.currentTarget.value })}><option value="">all visible</option>${tenants.data.map((t) => html`<option value=${t.id}>${t.name}</option>`)}</select></label>`}
+      <form class="inline" aria-label="Audit filters" onSubmit=${(e) => { e.preventDefault(); setApplied({ filters: { ...f }, before: null }); }}>
+        ${input('who', 'Who (principal)', 'text', 'admin or key id')}${input('what', 'What (action)', 'text', 'e.g. access_scope.*')}
+        ${tenants.data && html`<label>Tenant<select name="audit-tenant" value=${f.tenantId} onChange=${(e) => setF({ ...f, tenantId: e.currentTarget.value })}><option value="">all visible</option>${tenants.data.map((t) => html`<option value=${t.id}>${t.name}</option>`)}</select></label>`}
         ${input('since', 'Since', 'datetime-local')}${input('until', 'Until', 'datetime-local')}
+        <button class="primary" type="submit">Apply filters</button>
+        <button type="button" onClick=${() => { setF(empty); setApplied({ filters: empty, before: null }); }}>Clear</button>
         <label class="check"><input type="checkbox" checked=${live} onChange=${(e) => setLive(e.currentTarget.checked)} /> Live tail</label>
       </form>
       <${ErrorBox} error=${entries.error} />
+      <p class="muted" aria-live="polite" data-testid="audit-count">${rows.length} entr${rows.length === 1 ? 'y' : 'ies'}${applied.before ? ` older than #${applied.before}` : ''}</p>
       <table data-testid="audit"><thead><tr><th scope="col">Seq</th><th scope="col">When</th><th scope="col">Who</th><th scope="col">What</th><th scope="col">Tenants</th><th scope="col">Records</th></tr></thead>
       <tbody>${rows.map((e) => html`<tr><td>${e.seq}</td><td>${new Date(e.at).toLocaleString()}</td><td class="mono">${e.principal}</td><td class="mono">${e.action}</td><td class="mono">${(e.tenantIds || []).join(', ')}</td>
         <td class="mono">${[...(e.after || []), ...(e.before || [])].map((r) => r && r.id).filter(Boolean).slice(0, 4).join(', ')}</td></tr>`)}</tbody></table>
+      <p>${applied.before && html`<button type="button" onClick=${() => setApplied({ ...applied, before: null })}>Newest</button>`}
+        ${nextBefore !== null && html` <button type="button" onClick=${() => setApplied({ ...applied, before: nextBefore })}>Older entries</button>`}</p>
     </section>`;
 }
 

@@ -89,6 +89,17 @@ export function principalCovers(src: RecordSource, principal: Principal, scopeId
   return false;
 }
 
+/** Does an API key's subtree lie inside `scopeId` (its root at or below it)? The root token's does. */
+export function principalInside(src: RecordSource, principal: Principal, scopeId: string): boolean {
+  if (principal.kind === 'root') return true;
+  let current = src.get('scope', principal.scopeId);
+  for (let depth = 0; current && depth < 1_000; depth++) {
+    if (current.id === scopeId) return true;
+    current = current.parentId === null ? undefined : src.get('scope', current.parentId);
+  }
+  return false;
+}
+
 export function canSee(model: RecordSource, principal: Principal, r: StoredRecord): boolean {
   if (principal.kind === 'root') return true;
   // Scope types and their hierarchy are shared vocabulary: readable by every key, writable by root only.

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { ScopeGateError } from '../../shared/errors.ts';
 import { hashSecret, newSecret } from '../credentials/secrets.ts';
 import { signActorToken } from '../credentials/signing-keys.ts';
-import { canSee } from '../access/principal.ts';
+import { canSee, principalInside } from '../access/principal.ts';
 import { sha256 } from '../http/auth.ts';
 import { present } from '../http/present.ts';
 import * as responses from '../http/responses.ts';
@@ -48,10 +48,14 @@ export function messagingRoutes(ctx: SidecarContext, tokenIssuer: string): Route
   const model = () => ctx.replica.model;
   const readTx = () => new Tx(model(), ctx.clock().toISOString());
   const param = (req: Request, name: string) => String(req.params[name]);
-  /** The project named by the URL, visible to the caller. */
+  /**
+   * The project named by the URL, visible to the caller — or holding the subtree of the caller's API key (a
+   * key for one access scope reaches its own part of the project: what it reads is filtered, what it writes
+   * guarded, like everywhere else).
+   */
   const project = (req: Request, res: Response) => {
     const p = projectIn(readTx(), param(req, 'orgId'), param(req, 'projectId'));
-    findVisible(ctx, res, 'project', p.id, 'project');
+    if (!principalInside(model(), principalOf(res), p.scopeId)) findVisible(ctx, res, 'project', p.id, 'project');
     return p;
   };
   const write = <T>(req: Request, res: Response, action: string, build: (tx: Tx) => T) => ctx.writer.write(writeContext(req, res), action, build);
@@ -230,7 +234,7 @@ export function messagingRoutes(ctx: SidecarContext, tokenIssuer: string): Route
   });
   const app = (req: Request, res: Response) => {
     const p = project(req, res);
-    return { p, app: appIn(readTx(), p, param(req, 'appId')) };
+    return { p, app: findVisible(ctx, res, 'app', appIn(readTx(), p, param(req, 'appId')).id, 'app') };
   };
   doc('get', '/apps/{appId}', 'app', 'Read one app', responses.oneOf('app'));
   r.get(`${BASE}/apps/:appId`, (req, res) => {
