@@ -120,6 +120,28 @@ describe('scopegate CLI', () => {
     expect(disabled.stdout).toMatch(/truck-7\s+device\s+-\s+true/);
   });
 
+  it('scope move moves an access scope under another (by slug) or to the project level; audit tail filters who/what/since', async () => {
+    const p = ['--org', orgId, '--project', projectId];
+    const api = sg.project(orgId, projectId);
+    const parent = await api.scopes.create({ slug: 'fleet-north', name: 'North' });
+    const child = await api.scopes.create({ slug: 'depot', name: 'Depot' });
+    const moved = await cliJson(['scope', 'move', ...p, child.accessScopeId, '--parent', 'fleet-north']);
+    expect(moved).toMatchObject({ accessScopeId: child.accessScopeId, parentId: parent.accessScopeId });
+    const cycle = await cli(['scope', 'move', ...p, parent.accessScopeId, '--parent', child.accessScopeId]);
+    expect(cycle.code).toBe(1);
+    expect(cycle.stderr).toContain('SCOPE_CYCLE');
+    const back = await cli(['scope', 'move', ...p, child.accessScopeId, '--parent', 'none']);
+    expect(back.code).toBe(0);
+    expect(back.stdout).toMatch(new RegExp(`${child.accessScopeId}\\s+depot\\s+Depot\\s+scope_`));
+
+    const tail = await cliJson<{ data: Array<{ action: string; principal: string; after: Array<{ id: string; parentId: string }> }> }>(['audit', 'tail', '--what', 'access_scope.move', '--who', 'admin', '--since', '10m']);
+    expect(tail.data.map((e) => e.after[0]!.parentId)).toEqual([parent.accessScopeId, (await sg.projects.get(projectId)).scopeId]);
+    expect((await cliJson<{ data: unknown[] }>(['audit', 'tail', '--what', 'access_scope.move', '--until', '2000-01-01T00:00:00Z'])).data).toEqual([]);
+    const bad = await cli(['audit', 'tail', '--since', 'last tuesday']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('query.since');
+  });
+
   it('evaluate prints ALLOWED / DENIED for a seeded role and permission, --explain adds the trace', async () => {
     const tenant = await sg.tenants.create({ name: 'Eval Corp', slug: 'eval-corp' });
     const role = await sg.roles.create({ scopeId: tenant.scopeId, name: 'Reader' });
