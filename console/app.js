@@ -105,7 +105,8 @@ function useTenantChoice(tenants) {
   const [tenantId, setTenantId] = useState(sessionStorage.getItem('scopegate.console.tenant') || '');
   useEffect(() => {
     if (!tenants) return;
-    if (!tenants.some((t) => t.id === tenantId)) setTenantId(tenants.length === 1 ? tenants[0].id : '');
+    // From the current choice, not this render's: a choice made before the effect ran is kept.
+    setTenantId((current) => (tenants.some((t) => t.id === current) ? current : tenants.length === 1 ? tenants[0].id : ''));
   }, [tenants]);
   const choose = (id) => {
     sessionStorage.setItem('scopegate.console.tenant', id);

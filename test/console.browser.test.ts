@@ -208,4 +208,43 @@ describe('console in chromium', () => {
     await expectAccessible(page, 'scope tree (API key)');
     await page.close();
   }, 90_000);
+
+  it('an admin moves a customer scope under another by clicking, and filters the audit log on the server', async () => {
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await signIn(page, sys.side.adminToken);
+    await page.getByRole('combobox', { name: 'Tenant' }).selectOption({ label: 'Acme SaaS (acme-saas)' });
+    await expect.poll(() => page.getByRole('button', { name: 'Delete Access scope Beta Corp' }).count()).toBe(1);
+    expect(errors).toEqual([]);
+    await page.getByRole('button', { name: 'Move Access scope Beta Corp' }).click();
+    const form = page.getByRole('form', { name: 'Move Access scope Beta Corp' });
+    await form.getByLabel('New parent of Beta Corp').selectOption({ label: 'Acme Corp' });
+    await expectAccessible(page, 'move form');
+    await shot(page, 'move');
+    await form.getByRole('button', { name: 'Move', exact: true }).click();
+    // Beta Corp is now drawn inside Acme Corp's branch, and the API agrees.
+    const acmeBranch = page.locator('li', { has: page.locator('xpath=./div[@class="node"]/span[@class="name" and text()="Acme Corp"]') });
+    await expect.poll(() => acmeBranch.getByRole('button', { name: 'Move Access scope Beta Corp' }).count()).toBe(1);
+    const scopes = (await sys.side.ok('GET', `/v1/scopes?tenantId=${acmeTenantId}&limit=1000`)).data as Array<{ id: string; slug: string; parentId: string }>;
+    expect(scopes.find((x) => x.slug === 'beta-corp')!.parentId).toBe(scopes.find((x) => x.slug === 'acme-corp')!.id);
+
+    // The audit log, filtered by the server: what, then a time range with nothing in it.
+    await go(page, 'Audit log');
+    await expect.poll(() => page.getByTestId('audit').innerText()).toContain('app_grant.delete');
+    await page.getByLabel('What (action)').fill('access_scope.*');
+    await page.getByLabel('Who (principal)').fill('admin');
+    await page.getByRole('button', { name: 'Apply filters' }).click();
+    await expect.poll(() => page.getByTestId('audit').innerText()).not.toContain('app_grant.delete');
+    const shown = await page.getByTestId('audit').innerText();
+    expect(shown).toContain('access_scope.move');
+    expect(shown).toContain('access_scope.create');
+    await expectAccessible(page, 'audit log (filtered)');
+    await shot(page, 'audit');
+    await page.getByLabel('Since').fill('2099-01-01T00:00');
+    await page.getByRole('button', { name: 'Apply filters' }).click();
+    await expect.poll(() => page.getByTestId('audit-count').innerText()).toBe('0 entries');
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 60_000);
 });
