@@ -1,9 +1,9 @@
 import type { AppGrant, SessionGrant } from '../shared/broker-wire.ts';
 import { DecisionCache } from './decision-cache.ts';
-import { anyFilterAllows, filterCovers, mqttMatch, reserveFor, toClient, type TopicReserve, type TopicView } from '../shared/topic.ts';
+import { filterCovers, mqttMatch, reserveFor, toClient, type TopicReserve, type TopicView } from '../shared/topic.ts';
 import { UNCONSTRAINED, widerConstraint, type ResolvedConstraint } from '../shared/limits.ts';
 import type { SessionLimitState } from './limits/session-limits.ts';
-import { decideTopic, type Refusal as TopicDecisionRefusal } from '../shared/topic-decision.ts';
+import { decideTopic, subscribeAllows, type Refusal as TopicDecisionRefusal } from '../shared/topic-decision.ts';
 
 /**
  * Everything the broker knows about one connected session, and the pure decisions made from it. Built once
@@ -113,7 +113,7 @@ function forwardTopic(state: SessionState, internalTopic: string): string | null
   if (!app) return null;
   // `rbac` apps: only what a subscribe permission of today allows is delivered — also a message queued for a
   // persistent session under a subscription made before the permission was revoked.
-  if (app.mode === 'rbac' && !anyFilterAllows(app.subscribe, clientTopic, 'name')) return null;
+  if (app.mode === 'rbac' && !subscribeAllows(app, clientTopic)) return null;
   return clientTopic;
 }
 

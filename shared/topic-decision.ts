@@ -34,10 +34,22 @@ export function decideTopic(g: TopicGrantView, topic: string, kind: 'name' | 'fi
   return toInternal(g.view, topic);
 }
 
-/** An app grant's publish filters as one index, built at its first use and kept as long as the grant. */
+/**
+ * Whether an `rbac` app's subscribe permissions allow a message on `clientTopic` to be delivered (every
+ * delivery of an rbac app's topic is checked: live, retained, queued). One walk of an index, like publishes.
+ */
+export function subscribeAllows(app: AppGrant, clientTopic: string): boolean {
+  return indexOf(subscribeIndexes, app, app.subscribe).matches(clientTopic);
+}
+
+/** An app grant's publish (or subscribe) filters as one index, built at its first use and kept as long as the grant. */
 const publishIndexes = new WeakMap<AppGrant, FilterIndex>();
+const subscribeIndexes = new WeakMap<AppGrant, FilterIndex>();
 function publishIndexOf(app: AppGrant): FilterIndex {
-  let index = publishIndexes.get(app);
-  if (!index) publishIndexes.set(app, (index = new FilterIndex(app.publish)));
+  return indexOf(publishIndexes, app, app.publish);
+}
+function indexOf(indexes: WeakMap<AppGrant, FilterIndex>, app: AppGrant, filters: readonly string[]): FilterIndex {
+  let index = indexes.get(app);
+  if (!index) indexes.set(app, (index = new FilterIndex(filters)));
   return index;
 }
