@@ -102,4 +102,35 @@ describe.each([
     expect(view.messages.map((m) => m.payload)).toEqual(['new-customer']);
     await Promise.all([bobSub.end(), view.end(), be.end()]);
   });
+
+  it('moves a moved scope’s retained messages with it, so its devices keep their state and its old path keeps nothing', { timeout: 30_000 }, async () => {
+    const b = broker();
+    const { api } = await createProject(sys.sg, `move-${mode === 'Redis' ? 'r' : 'm'}`);
+    const app = await api.apps.create({ slug: 'my-app', name: 'My App', mode: 'open' });
+    const backend = await createActor(api, 'backend', null, [app.appId]);
+    const east = await api.scopes.create({ slug: 'east', name: 'East' });
+    const west = await api.scopes.create({ slug: 'west', name: 'West' });
+    const site = await api.scopes.create({ slug: 'site', name: 'Site', parentScopeId: east.accessScopeId });
+    const device = await createActor(api, 'device', site.accessScopeId, [app.appId]);
+    const d = await connect(b.url, device.actorId, device.token);
+    await d.publish('my-app/config', 'site-config', { qos: 1, retain: true });
+    await d.end();
+
+    const movedBefore = await removed(b.broker, 'retained_moved');
+    await api.scopes.move(site.accessScopeId, west.accessScopeId);
+    await pollUntil(async () => (await removed(b.broker, 'retained_moved')) > movedBefore, 10_000, 20);
+
+    // The device (re-decided into west/site) still finds its retained state under its own topic.
+    const again = await connect(b.url, device.actorId, device.token);
+    expect(await again.subscribe('my-app/config', 1)).toEqual([1]);
+    expect((await again.next((m) => m.topic === 'my-app/config', 5_000)).payload).toBe('site-config');
+    // The project-level view finds it under the new path only; a new scope at the old path starts empty.
+    const view = await connect(b.url, backend.actorId, backend.token);
+    await view.publish('my-app/zz-sentinel', 'sentinel', { qos: 1, retain: true });
+    expect(await view.subscribe(['my-app/west/site/config', 'my-app/east/#', 'my-app/zz-sentinel'], 1)).toEqual([1, 1, 1]);
+    await view.next((m) => m.payload === 'sentinel', 5_000);
+    await view.next((m) => m.topic === 'my-app/west/site/config', 5_000);
+    expect(view.messages.filter((m) => m.topic.startsWith('my-app/east/'))).toEqual([]);
+    await Promise.all([again.end(), view.end()]);
+  });
 });
