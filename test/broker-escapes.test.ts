@@ -5,7 +5,7 @@
 import { createConnection } from 'node:net';
 import mqttPacket from 'mqtt-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connackCode, connect, settle, type TestClient } from './helpers/mqtt.ts';
+import { closedWithin, connackCode, connect, receivedBefore, type TestClient } from './helpers/mqtt.ts';
 import { allowTopics, createActor, createProject, startSystem, startTestBroker, type TestSystem } from './helpers/system.ts';
 
 let sys: TestSystem;
@@ -50,7 +50,7 @@ async function withClients(fn: (c: { a: TestClient; a2: TestClient; b: TestClien
 /** Publishes and resolves once the broker has closed the connection (the default MQTT_DENY_ACTION). */
 async function expectDisconnectOnPublish(c: TestClient, topic: string) {
   c.client.publish(topic, 'x', { qos: 0 });
-  await expect(Promise.race([c.closed.then(() => 'closed'), settle(2_000).then(() => 'still open')])).resolves.toBe('closed');
+  await closedWithin(c, 2_000);
 }
 
 describe('CONNECT', () => {
@@ -81,12 +81,12 @@ describe('wildcards', () => {
   });
 
   it('a wildcard at the namespace level stays inside the scope', async () => {
-    await withClients(async ({ a, b }) => {
+    await withClients(async ({ a, a2, b }) => {
       expect(await a.subscribe(['my-app/+/messages', 'my-app/#'])).toEqual([0, 0]);
-      await b.publish('my-app/chat/messages', 'globex secret');
-      await b.publish('my-app/globex/chat/messages', 'globex nested');
-      await settle();
-      expect(a.messages).toEqual([]);
+      await b.publish('my-app/chat/messages', 'globex secret', { qos: 1 });
+      await b.publish('my-app/globex/chat/messages', 'globex nested', { qos: 1 });
+      // Both were acknowledged, so handed to every subscriber: the sentinel comes after them.
+      expect(await receivedBefore(a, a2, 'my-app/sentinel')).toEqual([]);
     });
   });
 
@@ -96,8 +96,8 @@ describe('wildcards', () => {
       await be.subscribe('my-app/#');
       await a.publish('my-app/globex/chat/messages', 'spoof');
       expect((await be.next()).topic).toBe('my-app/acme-corp/globex/chat/messages');
-      await settle();
-      expect(b.messages).toEqual([]);
+      // One emit delivers to every subscriber: a copy for b would be ahead of b's sentinel.
+      expect(await receivedBefore(b, b, 'my-app/sentinel')).toEqual([]);
     });
   });
 });
@@ -134,8 +134,9 @@ describe('retained messages', () => {
       await late.subscribe('my-app/status');
       const got = await late.next();
       expect(got).toMatchObject({ topic: 'my-app/status', payload: 'acme retained', retain: true });
-      await settle();
-      expect(b.messages).toEqual([]);
+      // b's retained lookup ran when it subscribed, in process (in-memory persistence: no I/O), before the broker
+      // read b's next packet; so a retained message for b would arrive ahead of b's own sentinel.
+      expect(await receivedBefore(b, b, 'my-app/sentinel')).toEqual([]);
       await late.end();
     });
   });
@@ -149,8 +150,7 @@ describe('wills', () => {
       const dying = await open(alice, { clientId: 'dying', will: { topic: 'my-app/presence', payload: Buffer.from('alice gone'), qos: 1, retain: false } });
       dying.client.stream.destroy();
       expect(await a2.next((m) => m.payload === 'alice gone')).toMatchObject({ topic: 'my-app/presence' });
-      await settle();
-      expect(b.messages).toEqual([]);
+      expect(await receivedBefore(b, b, 'my-app/sentinel')).toEqual([]);
     });
   });
 
@@ -169,14 +169,15 @@ describe('client ids', () => {
     await a.subscribe('my-app/inbox', 1);
     const b = await open(bob, { clientId: 'device-1', clean: false });
     expect(b.client.connected).toBe(true);
-    await settle(200);
-    expect(a.client.connected).toBe(true);
-    // bob's session is his own: nothing of alice's is restored or queued for him.
+    expect(await b.subscribe('my-app/sentinel', 1)).toEqual([1]);
+    // No takeover: a takeover closes the old session before the new one's CONNACK, so alice's session would
+    // not get a message published after bob connected.
     const sender = await open(alice2);
     await sender.publish('my-app/inbox', 'for alice', { qos: 1 });
     expect((await a.next()).payload).toBe('for alice');
-    await settle();
-    expect(b.messages).toEqual([]);
+    expect(a.client.connected).toBe(true);
+    // bob's session is his own: nothing of alice's is restored or queued for him (ahead of his sentinel).
+    expect(await receivedBefore(b, b, 'my-app/sentinel')).toEqual([]);
     await Promise.all([a.end(), b.end(), sender.end()]);
   });
 });
@@ -200,13 +201,12 @@ describe('persistent sessions', () => {
 describe('unsubscribe', () => {
   it('with the client’s own filter removes the subscription', async () => {
     await withClients(async ({ a, a2 }) => {
-      await a.subscribe('my-app/news');
+      await a.subscribe(['my-app/news', 'my-app/sentinel']);
       await a2.publish('my-app/news', 'one');
       await a.next((m) => m.payload === 'one');
       await a.client.unsubscribeAsync('my-app/news');
-      await a2.publish('my-app/news', 'two');
-      await settle();
-      expect(a.messages.map((m) => m.payload)).toEqual(['one']);
+      await a2.publish('my-app/news', 'two', { qos: 1 });
+      expect((await receivedBefore(a, a2, 'my-app/sentinel')).map((m) => m.payload)).toEqual(['one']);
     });
   });
 });
@@ -277,8 +277,7 @@ describe('MQTT_DENY_ACTION=drop', () => {
       await a.publish('other-app/x', 'refused', { qos: 1 });
       await a.publish('my-app/fine', 'ok', { qos: 1 });
       expect(a.client.connected).toBe(true);
-      await settle();
-      expect(b.messages).toEqual([]);
+      expect(await receivedBefore(b, b, 'other-app/sentinel')).toEqual([]);
       await Promise.all([a.end(), b.end()]);
     } finally {
       await dropping.close();

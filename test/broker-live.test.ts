@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryPolicyStore } from '../authz-sidecar/store/memory-policy-store.ts';
-import { connackCode, connect, settle, type TestClient } from './helpers/mqtt.ts';
+import { connackCode, connect, receivedBefore, type TestClient } from './helpers/mqtt.ts';
 import { startSidecar } from './helpers/sidecar.ts';
 import { allowTopics, createActor, createProject, startSystem, startTestBroker, type TestSystem } from './helpers/system.ts';
 
@@ -47,17 +47,20 @@ describe('revocation reaches connected sessions', () => {
 
   it('removing the app grant drops the subscription and refuses further publishes', async () => {
     const w = await world('live-app');
+    // A second app both keep: the path of the sentinel that shows what did not arrive.
+    const keep = await w.api.apps.create({ slug: 'keep', name: 'Keep', mode: 'open' });
+    for (const a of [w.actor, w.peer]) await w.api.apps.grant(keep.appId, a.actorId);
     const c = await connect(sys.url, w.actor.actorId, w.actor.token);
     const p = await connect(sys.url, w.peer.actorId, w.peer.token);
-    await c.subscribe('my-app/feed');
+    expect(await c.subscribe(['my-app/feed', 'keep/sentinel'])).toEqual([0, 0]);
     await p.publish('my-app/feed', 'before');
     await c.next((m) => m.payload === 'before');
     await w.api.apps.revoke(w.app.appId, w.actor.actorId);
-    // The subscription is gone: later messages never arrive.
-    await expect.poll(() => Object.keys((w.actor && (sys.broker.broker.aedes as unknown as { clients: Record<string, { subscriptions: object }> }).clients[`${w.actor.actorId}/${c.client.options.clientId}`]?.subscriptions) ?? {}).length, LIVE).toBe(0);
-    await p.publish('my-app/feed', 'after');
-    await settle();
-    expect(c.messages.map((m) => m.payload)).toEqual(['before']);
+    // The subscription is gone: later messages never arrive (they would, ahead of the sentinel).
+    const held = () => Object.keys((sys.broker.broker.aedes as unknown as { clients: Record<string, { subscriptions: object }> }).clients[`${w.actor.actorId}/${c.client.options.clientId}`]?.subscriptions ?? {});
+    await expect.poll(() => held().filter((f) => f.includes('/my-app/')).length, LIVE).toBe(0);
+    await p.publish('my-app/feed', 'after', { qos: 1 });
+    expect((await receivedBefore(c, p, 'keep/sentinel')).map((m) => m.payload)).toEqual(['before']);
     // Publishing to the app now closes the connection (MQTT_DENY_ACTION=disconnect).
     c.client.publish('my-app/feed', 'not allowed');
     await expect.poll(() => isClosed(c), LIVE).toBe(true);
@@ -71,10 +74,10 @@ describe('revocation reaches connected sessions', () => {
     await c.publish('sensors/kitchen/temp', '20');
     expect(c.client.connected).toBe(true);
     await sys.side.ok('DELETE', `/v1/role-assignments/${grant.assignmentId}`);
+    // Each probe is answered either by a PUBACK (still allowed) or by the broker closing the connection.
     await expect
       .poll(async () => {
-        c.client.publish('sensors/kitchen/temp', '21');
-        await settle(20);
+        await Promise.race([c.publish('sensors/kitchen/temp', '21', { qos: 1 }).catch(() => undefined), c.closed]);
         return isClosed(c);
       }, LIVE)
       .toBe(true);
@@ -85,20 +88,18 @@ describe('revocation reaches connected sessions', () => {
     const grant = await allowTopics(sys.side, w.actor.subjectId, w.scope.accessScopeId, [['subscribe', 'sensors/#']]);
     const c = await connect(sys.url, w.actor.actorId, w.actor.token);
     const p = await connect(sys.url, w.peer.actorId, w.peer.token);
-    expect(await c.subscribe('sensors/+/temp')).toEqual([0]);
+    expect(await c.subscribe(['sensors/+/temp', 'my-app/sentinel'])).toEqual([0, 0]);
     await p.publish('sensors/hall/temp', 'one');
     await c.next((m) => m.payload === 'one');
     await sys.side.ok('DELETE', `/v1/permissions/${grant.permissionIds[0]}?cascade=true`);
+    // Until the change reaches the session a probe arrives ahead of the sentinel (open app my-app); then none.
     await expect
       .poll(async () => {
-        await p.publish('sensors/hall/temp', 'probe');
-        await settle(20);
-        const before = c.messages.length;
-        await p.publish('sensors/hall/temp', 'probe');
-        await settle(50);
-        return c.messages.length === before;
+        c.messages.length = 0;
+        await p.publish('sensors/hall/temp', 'probe', { qos: 1 });
+        return (await receivedBefore(c, p, 'my-app/sentinel')).length;
       }, LIVE)
-      .toBe(true);
+      .toBe(0);
     expect(c.client.connected).toBe(true);
     await Promise.all([c.end(), p.end()]);
   });

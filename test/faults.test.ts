@@ -13,7 +13,7 @@ import type { MqttClient } from 'mqtt';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ScopeGateClient } from '../client/index.ts';
 import { Cleanup, connectLean, errorBody, http, mapLimit, percentile, pollUntil, promValue, rssMiB, sleep, startAll } from './helpers/faults.ts';
-import { connackCode, connect, settle, type TestClient } from './helpers/mqtt.ts';
+import { connackCode, connect, type TestClient } from './helpers/mqtt.ts';
 import { startBrokerProcess, startSidecarProcess } from './helpers/processes.ts';
 import { startRedis } from './helpers/redis-server.ts';
 import { createActor, createProject } from './helpers/system.ts';
@@ -303,13 +303,15 @@ describe('broker SIGKILLed while persistent QoS 1 sessions are offline', () => {
 
     // acme publishes through the broker about to be killed, globex through the other one.
     const via = { acme: brokerA, globex: brokerB };
-    await Promise.all(
-      names.map(async (n) => {
-        const p = await connect(via[n].url, pubs[n]!.actorId, pubs[n]!.token);
-        for (let i = 0; i < N; i++) await p.publish('my-app/inbox', `${n}:${i}`, { qos: 1 });
-        await p.end();
-      }),
-    );
+    const publishers = await Promise.all(names.map((n) => connect(via[n].url, pubs[n]!.actorId, pubs[n]!.token)));
+    await Promise.all(names.map(async (n, k) => {
+      for (let i = 0; i < N; i++) await publishers[k]!.publish('my-app/inbox', `${n}:${i}`, { qos: 1 });
+    }));
+    // A sentinel closes each queue once both scopes' messages are all queued: whatever either queue holds is
+    // ahead of it, and a queue is delivered in order, so a session that got its sentinel got all it will get.
+    const sentinel = (n: string) => `${n}:sentinel`;
+    await Promise.all(names.map((n, k) => publishers[k]!.publish('my-app/inbox', sentinel(n), { qos: 1 })));
+    await Promise.all(publishers.map((p) => p.end()));
 
     await brokerA.kill();
     const brokerC = cleanup.add(await startBrokerProcess({ ...env, SIDECAR_URL: sidecar.url }));
@@ -319,14 +321,18 @@ describe('broker SIGKILLed while persistent QoS 1 sessions are offline', () => {
       clients[n] = await connect(brokerC.url, subs[n]!.actorId, subs[n]!.token, persistent);
       cleanup.defer(() => clients[n]!.end());
     }
-    const count = (n: string) => new Set(clients[n]!.messages.map((m) => m.payload)).size;
-    await pollUntil(() => names.every((n) => count(n) >= N), 15_000);
-    await settle(500);
+    const before: Record<string, TestClient['messages']> = {};
+    for (const n of names) {
+      const msgs = clients[n]!.messages;
+      const s = await clients[n]!.next((m) => m.payload === sentinel(n), 15_000);
+      before[n] = msgs.slice(0, msgs.indexOf(s));
+    }
+    const count = (n: string) => new Set(before[n]!.map((m) => m.payload)).size;
 
     let crossScope = 0;
     let lost = 0;
     for (const n of names) {
-      const msgs = clients[n]!.messages;
+      const msgs = before[n]!;
       const other = n === 'acme' ? 'globex' : 'acme';
       crossScope += msgs.filter((m) => !m.payload.startsWith(`${n}:`)).length;
       const got = new Set(msgs.map((m) => m.payload));

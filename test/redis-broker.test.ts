@@ -10,7 +10,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisPolicyStore, createRedisClient } from '../authz-sidecar/store/redis-policy-store.ts';
 import { parseRedisUrl, type RedisTarget } from '../shared/redis-target.ts';
-import { connect, settle } from './helpers/mqtt.ts';
+import { connect, receivedBefore } from './helpers/mqtt.ts';
 import { startRedis, type RedisHandle } from './helpers/redis-server.ts';
 import { createActor, createProject, startSystem, startTestBroker, type TestBroker, type TestSystem } from './helpers/system.ts';
 
@@ -101,8 +101,12 @@ describe('Redis mode broker', () => {
     await p.publish('my-app/state', 'retained', { qos: 1, retain: true });
     const channels = (await probe.pubsub('CHANNELS', '*')) as string[];
     const keys = await probe.keys('*');
+    // The will is stored (retained) before it is delivered: once a subscriber has it, its keys are written.
+    const watcher = await connect(system.url, actor.actorId, actor.token);
+    expect(await watcher.subscribe('my-app/will', 1)).toEqual([1]);
     p.client.stream.destroy();
-    await settle(300);
+    await watcher.next((m) => m.payload === 'w', 5_000);
+    await watcher.end();
     const keysAfterWill = await probe.keys('*');
 
     expect(keys.some((k) => k.startsWith(BROKER_PREFIX))).toBe(true);
@@ -165,16 +169,18 @@ describe('Redis mode broker', () => {
 
     // Every pub/sub connection is dropped (both brokers' route subscribers); they reconnect after ~100 ms.
     // The messages PUBACKed in between reach no subscriber through pub/sub: only the replay can deliver them.
+    // Publishing goes on until every pub/sub connection is back, so messages straddle the reconnect.
+    const pubsubConnections = async () => String(await probe.call('CLIENT', 'LIST', 'TYPE', 'pubsub')).split('\n').filter((l) => l.trim() !== '').length;
+    const connectedBefore = await pubsubConnections();
     await probe.client('KILL', 'TYPE', 'pubsub');
     const sent: string[] = [];
-    for (let i = 0; i < 30; i++) {
+    for (let i = 0; i < 30 || (i < 1_000 && (await pubsubConnections()) < connectedBefore); i++) {
       await pub.publish('my-app/replay', `m${i}`, { qos: 1 });
       sent.push(`m${i}`);
-      await settle(10);
     }
-    await sub.next((m) => m.payload === 'm29', 10_000);
-    await settle(300); // a message delivered twice would show up by now
-    const got = sub.messages.filter((m) => m.topic === 'my-app/replay').map((m) => m.payload);
+    // The router delivers a channel in log order, a catch-up before what arrived meanwhile: a message
+    // delivered twice would be ahead of a sentinel published after all of them.
+    const got = (await receivedBefore(sub, pub, 'my-app/replay', 10_000)).map((m) => m.payload);
     expect(got).toEqual(['before', ...sent]);
     await Promise.all([sub.end(), pub.end()]);
   });

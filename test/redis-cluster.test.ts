@@ -7,7 +7,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { ScopeGateClient } from '../client/index.ts';
 import { Cleanup, http, pollUntil, sleep, startAll } from './helpers/faults.ts';
-import { connect, settle, type TestClient } from './helpers/mqtt.ts';
+import { connect, type TestClient } from './helpers/mqtt.ts';
 import { startBrokerProcess, startSidecarProcess } from './helpers/processes.ts';
 import { rawCommand, startClusterSet } from './helpers/redis-topologies.ts';
 import { createActor, createProject } from './helpers/system.ts';
@@ -105,6 +105,5 @@ describe('Redis Cluster (3 masters + 3 replicas)', () => {
     await afterClient.end();
     for (const s of [sidecarA!, sidecarB!]) expect((await http('GET', `${s.url}/v1/tenants?limit=5`, ADMIN)).status).toBe(200);
     for (const p of [sidecarA!, sidecarB!, brokerA!, brokerB!]) expect(p.child.exitCode ?? p.child.signalCode).toBeNull();
-    await settle(100);
   });
 });

@@ -11,7 +11,7 @@ import mqtt from 'mqtt';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ScopeGateClient } from '../client/index.ts';
 import { Cleanup, http, mapLimit, pollUntil, sleep, startAll } from './helpers/faults.ts';
-import { connackCode, connect, settle } from './helpers/mqtt.ts';
+import { connackCode, connect } from './helpers/mqtt.ts';
 import { startBrokerProcess, startSidecarProcess } from './helpers/processes.ts';
 import { startRedis } from './helpers/redis-server.ts';
 import { createActor, createProject } from './helpers/system.ts';
@@ -146,7 +146,6 @@ describe('Redis SIGKILLed and restarted under QoS 1 load (two brokers, two sidec
     expect(lost.slice(0, 10)).toEqual([]);
     expect(crossScope.slice(0, 10)).toEqual([]);
     for (const n of outageLines) expect(n).toBeLessThanOrEqual(3);
-    for (const c of publishers) c.end(true);
-    await settle(100);
+    await Promise.all(publishers.map((c) => c.endAsync(true)));
   });
 });

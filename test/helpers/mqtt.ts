@@ -94,5 +94,32 @@ export async function connackCode(url: string, username: string, password: strin
   }
 }
 
-/** Waits `ms` — only to give a message that must NOT arrive a fair chance to (never to wait for a result). */
-export const settle = (ms = 300) => new Promise((r) => setTimeout(r, ms));
+/**
+ * What `observer` received before a sentinel: `via` publishes a unique payload on `topic` (QoS 1, so the call
+ * returns once the broker acknowledged it) and the observer must receive it (`topic` is one it may receive).
+ *
+ * This is how a test shows that a message did NOT arrive, without waiting for a while: a message the broker
+ * handled before the sentinel reaches the observer before it, so once the sentinel is in, anything that was
+ * going to arrive has arrived. "Handled before" holds when the message was published QoS 1 and its PUBACK
+ * came back before this call (Aedes sends the PUBACK only once it handed the message to every matching
+ * subscription; in Redis mode once it was routed through Redis too, on the same channel when the sentinel is in
+ * the same project and app), or when another subscriber has received it (one emit delivers to all of them).
+ * Messages to one connection leave the broker in the order they were handed to it.
+ */
+export async function receivedBefore(observer: TestClient, via: TestClient, topic: string, timeoutMs = 5_000): Promise<Received[]> {
+  const payload = `sentinel-${Math.random().toString(16).slice(2)}`;
+  await via.publish(topic, payload, { qos: 1 });
+  const sentinel = await observer.next((m) => m.payload === payload, timeoutMs);
+  return observer.messages.slice(0, observer.messages.indexOf(sentinel));
+}
+
+/** Resolves once the broker closed the connection; rejects if it is still open after `timeoutMs`. */
+export function closedWithin(c: TestClient, timeoutMs = 3_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the connection is still open after ${timeoutMs} ms`)), timeoutMs);
+    void c.closed.then(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
