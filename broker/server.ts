@@ -26,6 +26,7 @@ import { authorizeSubscribe } from './hooks/authorize-subscribe.ts';
 import { authenticate, preConnect } from './hooks/connect.ts';
 import { LiveUpdates } from './live-updates.ts';
 import { createRedisMode } from './redis-mode.ts';
+import type { BrokerClock } from './clock.ts';
 import { createBrokerMetrics } from './metrics.ts';
 import { SessionControl } from './session-control.ts';
 import { SessionRegistry } from './session-registry.ts';
@@ -57,6 +58,8 @@ export interface BrokerOptions {
   id?: string;
   /** Period of the session ledger lease renewal (tests shorten it). */
   ledgerHeartbeatMs?: number;
+  /** The clock token expiry follows (default: the system clock; tests pass one they move). */
+  clock?: BrokerClock;
 }
 
 /**
@@ -77,7 +80,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
   const limits = new LimitRuntime(config.limitDefaults, redis ? new RedisRetainedQuota(redis.data) : new RetainedQuota(), limitCounters);
   const queues = new OfflineQueues(config.limitDefaults.maxQueuedMessages, limitCounters);
   metrics.trackLimitEvents(limitCounters);
-  const sessions = new SessionControl(registry, config.decisionCacheSize, metrics, logger, limits, queues);
+  const sessions = new SessionControl(registry, config.decisionCacheSize, metrics, logger, limits, queues, options.clock);
   const sidecar = new SidecarClient(config.sidecarUrl, config.brokerToken, config.sidecarTimeoutMs);
   const brokerId = options.id ?? `broker-${randomUUID()}`;
   const ledger = new LedgerReporter({ sidecar, brokerId, logger, ...(options.ledgerHeartbeatMs ? { heartbeatMs: options.ledgerHeartbeatMs } : {}) });

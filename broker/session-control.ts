@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { SessionGrant } from '../shared/broker-wire.ts';
 import { toClient } from '../shared/topic.ts';
 import { discardWill, removeStoredSubscriptions, setWillTopic, subscriptionsOf, willTopicOf } from './aedes-internals.ts';
+import { systemClock, type BrokerClock } from './clock.ts';
 import type { BrokerMetrics } from './metrics.ts';
 import { updateHeld } from './hooks/rewrite-subscriptions.ts';
 import type { OfflineQueues } from './limits/offline-queues.ts';
@@ -17,7 +18,8 @@ import { decidePublish, decideSubscribe, isRefusal, sessionStateFor, subscriptio
  * closed, its will discarded), and token expiry (a session outlives no token).
  */
 export class SessionControl {
-  private readonly expiryTimers = new WeakMap<Client, NodeJS.Timeout>();
+  /** Cancels a session's expiry (see `start`). */
+  private readonly expiryTimers = new WeakMap<Client, () => void>();
   /** How many sessions have started so far, and when (in that count) each one did. */
   private starts = 0;
   private readonly startedAt = new WeakMap<Client, number>();
@@ -31,6 +33,8 @@ export class SessionControl {
     private readonly logger: Logger,
     private readonly limits: LimitRuntime,
     private readonly queues: OfflineQueues,
+    /** When tokens expire: the system clock, or one a test moves. */
+    private readonly clock: BrokerClock = systemClock,
   ) {}
 
   /** A session was authorized at CONNECT. */
@@ -42,19 +46,12 @@ export class SessionControl {
     // authenticate and CONNACK), when Aedes never reports the end with 'clientDisconnect'.
     client.conn.once('close', () => this.ended(client));
     this.queues.sessionStarted(client.id, client.clean, limits.maxQueued, limits.counters);
-    if (grant.expiresAt !== null) {
-      // setTimeout cannot wait longer than ~24.8 days; a later expiry is re-armed when the grant is refreshed.
-      const delay = Math.min(Math.max(grant.expiresAt - Date.now(), 0), 2 ** 31 - 1);
-      const timer = setTimeout(() => this.close(client, 'token_expired'), delay);
-      timer.unref();
-      this.expiryTimers.set(client, timer);
-    }
+    if (grant.expiresAt !== null) this.expiryTimers.set(client, this.clock.at(grant.expiresAt, () => this.close(client, 'token_expired')));
   }
 
   /** The session ended (disconnect, takeover, close). */
   ended(client: Client): void {
-    const timer = this.expiryTimers.get(client);
-    if (timer) clearTimeout(timer);
+    this.expiryTimers.get(client)?.();
     this.expiryTimers.delete(client);
     this.registry.delete(client);
   }

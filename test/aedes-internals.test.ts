@@ -6,7 +6,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkAedesVersions, installedVersion, SUPPORTED_VERSIONS, UnsupportedAedesVersionError } from '../broker/aedes-internals.ts';
-import { connect, type TestClient } from './helpers/mqtt.ts';
+import { SteppedClock } from './helpers/clock.ts';
+import { closedWithin, connect, type TestClient } from './helpers/mqtt.ts';
 import { startRedis, type RedisHandle } from './helpers/redis-server.ts';
 import { createActor, createProject, startSystem, startTestBroker, type TestBroker, type TestSystem } from './helpers/system.ts';
 
@@ -20,10 +21,12 @@ let other: { appId: string };
 let acmeScope: string;
 let globexScope: string;
 let alice: Actor, alice2: Actor, backend: Actor;
+/** The clock of the sidecar and both brokers: the expiry test moves it to a token's exp instead of waiting. */
+const clock = new SteppedClock();
 
 beforeAll(async () => {
-  [sys, redis] = await Promise.all([startSystem(), startRedis()]);
-  redisBroker = await startTestBroker(sys.side.url, sys.side.brokerToken, { redisUrl: redis.url });
+  [sys, redis] = await Promise.all([startSystem({ sidecar: { clock: clock.date }, brokerOptions: { clock } }), startRedis()]);
+  redisBroker = await startTestBroker(sys.side.url, sys.side.brokerToken, { redisUrl: redis.url }, { clock });
   ({ api } = await createProject(sys.sg, 'internals'));
   acmeScope = (await api.scopes.create({ slug: 'acme-corp', name: 'Acme' })).accessScopeId;
   globexScope = (await api.scopes.create({ slug: 'globex', name: 'Globex' })).accessScopeId;
@@ -156,10 +159,10 @@ describe.each([0, 1])('touch points (%#: in-memory, Redis)', (i) => {
     const topic = uniq('will');
     const w = await open(url(), alice2);
     await w.subscribe([`my-app/${topic}`, 'my-app/sentinel2'], 1);
-    // Two seconds: `exp` has whole-second resolution.
-    const { token } = await api.actors.issueToken(alice.actorId, { ttlSeconds: 2 });
+    const { token, expiresAt } = await api.actors.issueToken(alice.actorId, { ttlSeconds: 60 });
     const c = await connect(url(), alice.actorId, token, { will: { topic: `my-app/${topic}`, payload: Buffer.from('will'), qos: 1, retain: false } });
-    await c.closed;
+    clock.advance(Date.parse(expiresAt) - clock.now());
+    await closedWithin(c);
     await w.publish('my-app/sentinel2', 'sentinel', { qos: 1 });
     await w.next((m) => m.payload === 'sentinel');
     expect(w.messages.map((m) => m.payload)).toEqual(['sentinel']);

@@ -1,6 +1,6 @@
 import pino from 'pino';
 import { loadBrokerConfig, type BrokerConfig } from '../../broker/config.ts';
-import { startBroker, type RunningBroker } from '../../broker/server.ts';
+import { startBroker, type BrokerOptions, type RunningBroker } from '../../broker/server.ts';
 import { ScopeGateClient } from '../../client/index.ts';
 import type { PolicyStore } from '../../authz-sidecar/store/policy-store.ts';
 import type { SidecarOptions } from '../../authz-sidecar/sidecar.ts';
@@ -14,9 +14,9 @@ export interface TestBroker {
 }
 
 /** A real broker (TCP + WebSocket on ephemeral ports) talking to the sidecar at `sidecarUrl`. */
-export async function startTestBroker(sidecarUrl: string, brokerToken: string, overrides: Partial<BrokerConfig> = {}): Promise<TestBroker> {
+export async function startTestBroker(sidecarUrl: string, brokerToken: string, overrides: Partial<BrokerConfig> = {}, options: BrokerOptions = {}): Promise<TestBroker> {
   const config = { ...loadBrokerConfig({ MQTT_PORT: '0', MQTT_WS_PORT: '0', MQTT_HOST: '127.0.0.1', SIDECAR_URL: sidecarUrl, BROKER_TOKEN: brokerToken }), ...overrides };
-  const broker = await startBroker(config, { metricsPort: 0, logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }), feedSilenceMs: 3_000 });
+  const broker = await startBroker(config, { metricsPort: 0, logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }), feedSilenceMs: 3_000, ...options });
   await broker.live.ready;
   return { broker, url: `mqtt://127.0.0.1:${broker.tcpPort}`, wsUrl: `ws://127.0.0.1:${broker.wsPort}`, close: () => broker.close() };
 }
@@ -30,9 +30,9 @@ export interface TestSystem {
 }
 
 /** Sidecar (in-memory store unless one is given) + broker, wired as `npm start` wires them. */
-export async function startSystem(options: { store?: PolicyStore; broker?: Partial<BrokerConfig>; sidecar?: Partial<SidecarOptions> } = {}): Promise<TestSystem> {
+export async function startSystem(options: { store?: PolicyStore; broker?: Partial<BrokerConfig>; brokerOptions?: BrokerOptions; sidecar?: Partial<SidecarOptions> } = {}): Promise<TestSystem> {
   const side = await startSidecar(options.store, options.sidecar);
-  const broker = await startTestBroker(side.url, side.brokerToken, options.broker);
+  const broker = await startTestBroker(side.url, side.brokerToken, options.broker, options.brokerOptions);
   return {
     side,
     sg: new ScopeGateClient({ baseUrl: side.url, token: side.adminToken }),
