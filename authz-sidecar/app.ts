@@ -17,7 +17,7 @@ import { messagingRoutes } from './routes/messaging.ts';
 import { sessionRoutes } from './routes/sessions.ts';
 import { mqttRoutes } from './routes/mqtt.ts';
 import { delegationSelfService } from './routes/delegation-self-service.ts';
-import { trustedIssuerVerifier, type TrustedIssuerConfig } from './credentials/trusted-issuer.ts';
+import type { ExternalTokenVerifier } from './credentials/trusted-issuer.ts';
 import { authzenRoutes } from './routes/authzen.ts';
 import { consoleRoutes } from './routes/console.ts';
 import { whoamiRoutes } from './routes/whoami.ts';
@@ -25,8 +25,8 @@ import { whoamiRoutes } from './routes/whoami.ts';
 export interface AppDeps extends SidecarContext {
   metrics: SidecarMetrics;
   tokenIssuer: string;
-  /** The identity provider users log in with; its JWTs also let a user manage its own delegation grants. */
-  trustedIssuer?: TrustedIssuerConfig | null;
+  /** The identity provider users log in with (shared with the CONNECT decisions); its JWTs also let a user manage its own delegation grants. */
+  verifyUserToken: ExternalTokenVerifier | null;
   /** The decision routes' answers, shared with the fast path in front of Express. */
   answers: DecisionAnswers;
   heartbeatMs?: number;
@@ -104,7 +104,7 @@ export function createApp(deps: AppDeps): express.Express {
 
   // A principal managing its own delegation grants: an actor with its own JWT, a user with its identity
   // provider's JWT (the trusted issuer users log in with over MQTT). Other bearers go on to the admin routes.
-  app.use(delegationSelfService(deps, deps.tokenIssuer, deps.trustedIssuer ? trustedIssuerVerifier(deps.trustedIssuer) : null));
+  app.use(delegationSelfService(deps, deps.tokenIssuer, deps.verifyUserToken));
 
   const v1 = express.Router();
   v1.use(((_req, res, next) => {

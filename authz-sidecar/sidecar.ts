@@ -15,7 +15,7 @@ import { Writer } from './service/writer.ts';
 import type { PolicyStore } from './store/policy-store.ts';
 import { LoginThrottle } from './credentials/login-throttle.ts';
 import { AdminRateLimiter, DEFAULT_ADMIN_RATE_LIMITS, type AdminRateLimits } from './http/rate-limit.ts';
-import type { TrustedIssuerConfig } from './credentials/trusted-issuer.ts';
+import { trustedIssuerVerifier, type TrustedIssuerConfig } from './credentials/trusted-issuer.ts';
 import { ensureSigningKey, newSigningKey } from './credentials/signing-keys.ts';
 import type { SessionLedger } from './ledger/session-ledger.ts';
 import { MemorySessionLedger } from './ledger/memory-session-ledger.ts';
@@ -97,14 +97,15 @@ export async function createSidecar(options: SidecarOptions) {
     rateLimiter: new AdminRateLimiter(options.rateLimits ?? DEFAULT_ADMIN_RATE_LIMITS),
     metrics,
     tokenIssuer: options.tokenIssuer ?? 'scopegate',
-    trustedIssuer: options.trustedIssuer ?? null,
+    // One verifier (one cache of the provider's keys) for users' MQTT logins and their delegation self-service.
+    verifyUserToken: options.trustedIssuer ? trustedIssuerVerifier(options.trustedIssuer) : null,
     ...(options.heartbeatMs ? { heartbeatMs: options.heartbeatMs } : {}),
   };
   const answers = createDecisionAnswers({
     replica,
     clock,
     tokenIssuer: ctx.tokenIssuer,
-    trustedIssuer: ctx.trustedIssuer,
+    verifyUserToken: ctx.verifyUserToken,
     // One throttle for both ways a CONNECT is decided (the Express route and the fast path).
     throttle: options.throttle ?? new LoginThrottle(),
     sessions: { ledger, limits: ctx.sessionLimits, log: logger },

@@ -1,6 +1,6 @@
 import { ScopeGateError } from '../../shared/errors.ts';
 import { verifyActorToken } from '../credentials/signing-keys.ts';
-import { kidOf, type ExternalTokenCheck } from '../credentials/trusted-issuer.ts';
+import { kidOf, type ExternalTokenVerifier } from '../credentials/trusted-issuer.ts';
 import type { PolicyModel } from '../model/policy-model.ts';
 import { uniqueKey } from '../model/policy-model.ts';
 import type { ActorRecord, UserRecord } from '../model/records.ts';
@@ -21,7 +21,7 @@ export interface DelegatingPrincipalDeps {
   model: PolicyModel;
   tokenIssuer: string;
   /** The trusted identity provider's verifier; null when none is configured (users then cannot self-serve). */
-  verifyUserToken: ((token: string, now: Date) => Promise<ExternalTokenCheck>) | null;
+  verifyUserToken: ExternalTokenVerifier | null;
   now: Date;
 }
 

@@ -7,6 +7,8 @@ export interface TrustedIssuerConfig {
 }
 
 export type ExternalTokenCheck = { ok: true; sub: string; exp: number } | { ok: false; reason: string };
+/** Checks a JWT of the trusted identity provider; one per sidecar, so MQTT logins and the API share its key cache. */
+export type ExternalTokenVerifier = (token: string, now: Date) => Promise<ExternalTokenCheck>;
 
 /**
  * Users log in over MQTT with JWTs of a configured identity provider (Kinde, Auth0, …): username = the actorId
@@ -15,7 +17,7 @@ export type ExternalTokenCheck = { ok: true; sub: string; exp: number } | { ok: 
  * accepted, so a token "signed" with a public key as an HMAC secret is refused; `iss`, `aud` (when configured),
  * `exp` and `nbf` are checked. jose's errors are converted here, once, into a reason.
  */
-export function trustedIssuerVerifier(config: TrustedIssuerConfig): (token: string, now: Date) => Promise<ExternalTokenCheck> {
+export function trustedIssuerVerifier(config: TrustedIssuerConfig): ExternalTokenVerifier {
   const keys = createRemoteJWKSet(new URL(config.jwksUrl), { cooldownDuration: 30_000, cacheMaxAge: 10 * 60_000, timeoutDuration: 2_000 });
   return async (token, now) => {
     try {

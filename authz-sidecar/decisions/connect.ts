@@ -6,7 +6,7 @@ import { isScopeGateError, ScopeGateError } from '../../shared/errors.ts';
 import type { LoginThrottle } from '../credentials/login-throttle.ts';
 import { prefixOf, verifySecret } from '../credentials/secrets.ts';
 import { verifyActorToken } from '../credentials/signing-keys.ts';
-import { kidOf, trustedIssuerVerifier, type TrustedIssuerConfig } from '../credentials/trusted-issuer.ts';
+import { kidOf, type ExternalTokenVerifier } from '../credentials/trusted-issuer.ts';
 import { sessionGrantFor } from '../engine/session-grant.ts';
 import type { PolicyModel } from '../model/policy-model.ts';
 import type { ActorRecord } from '../model/records.ts';
@@ -14,7 +14,8 @@ import type { ActorRecord } from '../model/records.ts';
 export interface ConnectDeciderOptions {
   tokenIssuer: string;
   throttle: LoginThrottle;
-  trustedIssuer?: TrustedIssuerConfig | null;
+  /** The trusted identity provider's verifier (users' MQTT logins); null when none is configured. */
+  verifyUserToken?: ExternalTokenVerifier | null;
 }
 
 /** What a CONNECT is decided from: the replica's current model and the (injected) clock. */
@@ -56,7 +57,7 @@ const BAD_CREDENTIALS = 'Unknown actor or wrong credentials.';
  * grant clears the username's failures.
  */
 export function createConnectDecider(src: ConnectSources, options: ConnectDeciderOptions): ConnectDecider {
-  const external = options.trustedIssuer ? trustedIssuerVerifier(options.trustedIssuer) : null;
+  const external = options.verifyUserToken ?? null;
   const { throttle } = options;
 
   const badCredentials = (a: Attempt): ConnectResponse => {

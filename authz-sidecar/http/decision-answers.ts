@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { connectBatchRequestSchema, connectRequestSchema, type ConnectBatchResult, type ConnectResponse } from '../../shared/broker-wire.ts';
 import type { Principal } from '../access/principal.ts';
 import type { LoginThrottle } from '../credentials/login-throttle.ts';
-import type { TrustedIssuerConfig } from '../credentials/trusted-issuer.ts';
+import type { ExternalTokenVerifier } from '../credentials/trusted-issuer.ts';
 import { createConnectDecider, decideConnectBatch } from '../decisions/connect.ts';
 import { awaitFreshness, decideEvaluateRequest, evaluateRequestSchema, type EvaluateRequest } from '../decisions/evaluate-request.ts';
 import type { Decision } from '../engine/evaluate.ts';
@@ -16,7 +16,7 @@ export interface DecisionAnswerDeps {
   clock: () => Date;
   tokenIssuer: string;
   throttle: LoginThrottle;
-  trustedIssuer?: TrustedIssuerConfig | null;
+  verifyUserToken?: ExternalTokenVerifier | null;
   /** The live session ledger allowed CONNECTs reserve their slot in, with the limits that apply. */
   sessions?: { ledger: SessionLedger; limits: SessionLimits; log: Logger };
 }
@@ -38,7 +38,7 @@ export interface DecisionAnswers {
 export function createDecisionAnswers(deps: DecisionAnswerDeps): DecisionAnswers {
   const decideConnect = createConnectDecider(
     { model: () => deps.replica.model, clock: deps.clock, ...(deps.sessions ? { sessions: deps.sessions } : {}) },
-    { tokenIssuer: deps.tokenIssuer, throttle: deps.throttle, trustedIssuer: deps.trustedIssuer ?? null },
+    { tokenIssuer: deps.tokenIssuer, throttle: deps.throttle, verifyUserToken: deps.verifyUserToken ?? null },
   );
   return {
     async evaluate(principal, body, explain, log) {

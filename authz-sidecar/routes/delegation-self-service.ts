@@ -1,7 +1,7 @@
 import { Router, type Request, type Response } from 'express';
 import { ScopeGateError } from '../../shared/errors.ts';
 import { assertMayDelegateTo, authenticateDelegatingPrincipal, isSelf, type DelegatingPrincipal } from '../access/delegating-principal.ts';
-import type { ExternalTokenCheck } from '../credentials/trusted-issuer.ts';
+import type { ExternalTokenVerifier } from '../credentials/trusted-issuer.ts';
 import { present } from '../http/present.ts';
 import { parse } from '../http/validate.ts';
 import { createDelegation } from '../service/delegation.ts';
@@ -22,7 +22,7 @@ const BASE = '/v1/organizations/:orgId/projects/:projectId/actors/:actorId/deleg
  *
  * The audit log names the principal's subjectId as who did it, and the grant's `createdBy` too.
  */
-export function delegationSelfService(ctx: SidecarContext, tokenIssuer: string, verifyUserToken: ((token: string, now: Date) => Promise<ExternalTokenCheck>) | null): Router {
+export function delegationSelfService(ctx: SidecarContext, tokenIssuer: string, verifyUserToken: ExternalTokenVerifier | null): Router {
   const r = Router();
   const param = (req: Request, name: string) => String(req.params[name]);
 
