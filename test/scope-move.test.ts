@@ -4,10 +4,17 @@
  * the new topic namespace at once — a connected mqtt.js client's publishes land under the new slug path and none
  * under the old — and the audit log records the move. Refused: under itself or a descendant (422 SCOPE_CYCLE),
  * a slug already taken among the new siblings (409), a parent outside the project (422), and for an API key
- * anything outside its subtree or its own root (403). A refusal changes nothing.
+ * anything outside its subtree or its own root (403). A refusal changes nothing. The subtree's retained messages
+ * move with it. On both stores, the move is one commit that a sidecar started afresh (snapshot) sees as well.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ScopeGateClient } from '../client/index.ts';
+import { MemoryPolicyStore } from '../authz-sidecar/store/memory-policy-store.ts';
+import type { PolicyStore } from '../authz-sidecar/store/policy-store.ts';
+import { RedisPolicyStore, createRedisClient } from '../authz-sidecar/store/redis-policy-store.ts';
 import { connect, type TestClient } from './helpers/mqtt.ts';
+import { startRedis, uniquePrefix, type RedisHandle } from './helpers/redis-server.ts';
+import { startSidecar } from './helpers/sidecar.ts';
 import { createActor, createProject, startSystem, type TestSystem } from './helpers/system.ts';
 
 const LIVE = { timeout: 5_000, interval: 20 };
@@ -39,6 +46,17 @@ afterAll(async () => {
   for (const c of clients) await c.end().catch(() => undefined);
   await sys?.close();
 });
+
+/** The slug path of an access scope below the project: its actors' namespace. */
+async function slugPath(scopeId: string): Promise<string> {
+  const slugs: string[] = [];
+  for (let current = scopeId; current !== projectScopeId; ) {
+    const scope = await api.scopes.get(current);
+    slugs.unshift(scope.slug);
+    current = scope.parentId!;
+  }
+  return slugs.join('/');
+}
 
 const parentOf = async (scopeId: string) => (await api.scopes.get(scopeId)).parentId;
 
@@ -83,6 +101,45 @@ describe('moving an access scope', () => {
     const audit = await sys.side.ok('GET', '/v1/audit?action=access_scope.move');
     expect(audit.data).toHaveLength(1);
     expect(audit.data[0]).toMatchObject({ principal: 'admin', action: 'access_scope.move', before: [{ id: id.team, parentId: id.acme }], after: [{ id: id.team, parentId: id.gamma }] });
+  });
+
+  it("the subtree's retained messages move with it: found under the new path, gone from the old", async () => {
+    const keeper = await createActor(api, 'keeper', id.sub!, [id.chat!]);
+    const watcher = await createActor(api, 'retained-watcher', null, [id.chat!]);
+    const k = await connect(sys.url, keeper.actorId, keeper.token);
+    clients.push(k);
+    await k.publish('chat/state', 'kept', { qos: 1, retain: true });
+    const oldPath = `chat/${await slugPath(id.sub!)}/state`;
+    const w0 = await connect(sys.url, watcher.actorId, watcher.token);
+    await w0.subscribe(oldPath);
+    await w0.next((x) => x.payload === 'kept' && x.retain);
+    await w0.end();
+
+    await api.scopes.move(id.team!, id.acme!);
+    try {
+      const newPath = `chat/${await slugPath(id.sub!)}/state`;
+      expect(newPath).toBe('chat/acme/team/sub/state');
+      expect(oldPath).toBe('chat/gamma/team/sub/state');
+      // The broker moves what is stored once it has heard the change: a new subscriber finds it at the new path.
+      await expect
+        .poll(async () => {
+          const w = await connect(sys.url, watcher.actorId, watcher.token);
+          await w.subscribe(newPath);
+          const got = await w.next((x) => x.payload === 'kept' && x.retain, 200).then(() => true, () => false);
+          await w.end();
+          return got;
+        }, LIVE)
+        .toBe(true);
+      // And nothing at the old path: subscribed there, the first message is the subscriber's own sentinel.
+      const w = await connect(sys.url, watcher.actorId, watcher.token);
+      await w.subscribe(oldPath);
+      await w.publish(oldPath, 'sentinel');
+      await w.next((x) => x.payload === 'sentinel');
+      expect(w.messages.map((x) => x.payload)).toEqual(['sentinel']);
+      await w.end();
+    } finally {
+      await api.scopes.move(id.team!, id.gamma!); // where the next tests expect it
+    }
   });
 
   it('refuses a move under itself or its own descendant (422 SCOPE_CYCLE), and changes nothing', async () => {
@@ -143,5 +200,51 @@ describe('moving an access scope', () => {
     expect(await parentOf(id.team!)).toBe(id.gamma);
     expect(await parentOf(id.gamma!)).toBe(projectScopeId);
     expect(await parentOf(id.acme!)).toBe(projectScopeId);
+  });
+});
+
+describe.each(['memory', 'redis'] as const)('a move on the %s store', (kind) => {
+  let redis: RedisHandle | undefined;
+  afterAll(async () => redis?.stop());
+
+  it('is one commit: a sidecar loading the store afresh sees the new parent, and the slug index follows it', async () => {
+    let store: () => PolicyStore;
+    if (kind === 'redis') {
+      redis = await startRedis();
+      const prefix = uniquePrefix('scope-move');
+      store = () => new RedisPolicyStore({ redis: createRedisClient(redis!.url), prefix });
+    } else {
+      const shared = new MemoryPolicyStore();
+      // The same store for both sidecars; closing the first must not close it.
+      store = () => ({
+        snapshot: () => shared.snapshot(),
+        commit: (c) => shared.commit(c),
+        changesSince: (seq) => shared.changesSince(seq),
+        watch: (listener) => shared.watch(listener),
+        audit: (q) => shared.audit(q),
+        ping: () => shared.ping(),
+        close: async () => undefined,
+      });
+    }
+    const first = await startSidecar(store());
+    const sg = new ScopeGateClient({ baseUrl: first.url, token: first.adminToken });
+    const { orgId, projectId, api: p } = await createProject(sg, `move-${kind}`);
+    const north = (await p.scopes.create({ slug: 'north', name: 'North' })).accessScopeId;
+    const depot = (await p.scopes.create({ slug: 'depot', name: 'Depot' })).accessScopeId;
+    const seqBefore = (await first.ok('GET', '/v1/revision')).revision;
+    const moved = await p.scopes.move(depot, north);
+    expect(moved.revision).toBe(seqBefore + 1);
+    await first.close();
+
+    const second = await startSidecar(store());
+    try {
+      const again = new ScopeGateClient({ baseUrl: second.url, token: second.adminToken }).project(orgId, projectId);
+      expect((await again.scopes.get(depot)).parentId).toBe(north);
+      // 'depot' is now taken under North, and free again at the project level.
+      await expect(again.scopes.create({ slug: 'depot', name: 'Another depot', parentScopeId: north })).rejects.toMatchObject({ status: 409, code: 'ALREADY_EXISTS' });
+      expect((await again.scopes.create({ slug: 'depot', name: 'Depot at the top' })).parentId).not.toBe(north);
+    } finally {
+      await second.close();
+    }
   });
 });
