@@ -236,6 +236,12 @@ function TreeNode({ scope, world, me, act, onChanged, onPreview }) {
   const [form, setForm] = useState(null);
   const [text, setText] = useState('');
   const [slug, setSlug] = useState('');
+  // A form opened from the keyboard takes the focus, so its first field is where typing goes.
+  const formRef = useRef();
+  useEffect(() => {
+    const first = form && formRef.current && formRef.current.querySelector('input, select');
+    if (first) first.focus();
+  }, [form]);
   const kind = scope.typeId;
   const label = `${type ? type.name : kind} ${scope.name}`;
 
@@ -281,7 +287,7 @@ function TreeNode({ scope, world, me, act, onChanged, onPreview }) {
       ${canMove && html`<button class="link" type="button" onClick=${() => { setForm('move'); setText(moveTargets.length ? moveTargets[0].id : ''); }} aria-label=${`Move ${label}`}>Move…</button>`}
       ${!(me.kind === 'apiKey' && me.scopeId === scope.id) && html`<button class="link bad" type="button" onClick=${previewDelete} aria-label=${`Delete ${label}`}>Delete…</button>`}
     </div>
-    ${form === 'move' && html`<form class="inline" onSubmit=${submit} aria-label=${`Move ${label}`}>
+    ${form === 'move' && html`<form class="inline" ref=${formRef} onSubmit=${submit} aria-label=${`Move ${label}`}>
       <label>New parent of ${scope.name}<select name="move-parent" required value=${text} onChange=${(e) => setText(e.currentTarget.value)}>
         ${moveTargets.map((t) => html`<option value=${t.id}>${t.id === project.scopeId ? `${t.name} (project level)` : accessPathName(world, t)}</option>`)}
       </select></label>
@@ -289,7 +295,7 @@ function TreeNode({ scope, world, me, act, onChanged, onPreview }) {
       <button class="primary" type="submit" disabled=${!text}>Move</button>
       <button type="button" onClick=${() => setForm(null)}>Cancel</button>
     </form>`}
-    ${form && form !== 'move' && html`<form class="inline" onSubmit=${submit} aria-label=${`${form} form`}>
+    ${form && form !== 'move' && html`<form class="inline" ref=${formRef} onSubmit=${submit} aria-label=${`${form} form`}>
       ${form === 'access' && html`<label>Slug<input name="scope-slug" required value=${slug} onInput=${(e) => setSlug(e.currentTarget.value)} /></label>`}
       <label>${form === 'rename' ? 'New name' : 'Name'}<input name="node-name" required value=${text} onInput=${(e) => setText(e.currentTarget.value)} /></label>
       <button class="primary" type="submit">${form === 'rename' ? 'Rename' : 'Create'}</button>

@@ -217,12 +217,19 @@ describe('console in chromium', () => {
     await page.getByRole('combobox', { name: 'Tenant' }).selectOption({ label: 'Acme SaaS (acme-saas)' });
     await expect.poll(() => page.getByRole('button', { name: 'Delete Access scope Beta Corp' }).count()).toBe(1);
     expect(errors).toEqual([]);
-    await page.getByRole('button', { name: 'Move Access scope Beta Corp' }).click();
+    // By keyboard: Enter on Move…, the select of allowed parents takes the focus, Enter submits.
+    await page.getByRole('button', { name: 'Move Access scope Beta Corp' }).focus();
+    await page.keyboard.press('Enter');
     const form = page.getByRole('form', { name: 'Move Access scope Beta Corp' });
-    await form.getByLabel('New parent of Beta Corp').selectOption({ label: 'Acme Corp' });
+    const select = form.getByLabel('New parent of Beta Corp');
+    await expect.poll(() => select.evaluate((el) => el === document.activeElement)).toBe(true);
+    // The allowed parents: never Beta Corp itself (nor its subtree) or its current parent, the project.
+    expect(await select.locator('option').allInnerTexts()).toEqual(['Acme Corp']);
+    await select.selectOption({ label: 'Acme Corp' });
     await expectAccessible(page, 'move form');
     await shot(page, 'move');
-    await form.getByRole('button', { name: 'Move', exact: true }).click();
+    await form.getByRole('button', { name: 'Move', exact: true }).focus();
+    await page.keyboard.press('Enter');
     // Beta Corp is now drawn inside Acme Corp's branch, and the API agrees.
     const acmeBranch = page.locator('li', { has: page.locator('xpath=./div[@class="node"]/span[@class="name" and text()="Acme Corp"]') });
     await expect.poll(() => acmeBranch.getByRole('button', { name: 'Move Access scope Beta Corp' }).count()).toBe(1);
