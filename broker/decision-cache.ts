@@ -9,7 +9,8 @@
  *   costs more than deciding again, which is a topic check and a string concatenation.
  */
 export class DecisionCache<V> {
-  private readonly map = new Map<string, V>();
+  /** Made at the first decision: many held sessions never publish, and an empty Map still costs ~130 bytes. */
+  private map: Map<string, V> | null = null;
   private hits = 0;
   private bypassLeft = 0;
   /** Lookups answered from the cache / decisions computed (for metrics and tests). */
@@ -29,7 +30,8 @@ export class DecisionCache<V> {
       this.missCount++;
       return compute(key);
     }
-    const cached = this.map.get(key);
+    const map = (this.map ??= new Map());
+    const cached = map.get(key);
     if (cached !== undefined) {
       this.hits++;
       this.hitCount++;
@@ -37,20 +39,20 @@ export class DecisionCache<V> {
     }
     this.missCount++;
     const value = compute(key);
-    if (this.map.size >= this.size) {
+    if (map.size >= this.size) {
       const reused = this.hits >= this.size / 4;
-      this.map.clear();
+      map.clear();
       this.hits = 0;
       if (!reused) {
         this.bypassLeft = this.size * 8;
         return value;
       }
     }
-    this.map.set(key, value);
+    map.set(key, value);
     return value;
   }
 
   get entries(): number {
-    return this.map.size;
+    return this.map?.size ?? 0;
   }
 }

@@ -24,19 +24,7 @@ type WithOutcome = Client & { [OUTCOME]?: Outcome };
  */
 export function preConnect(ctx: BrokerContext): PreConnectHandler {
   return (client, packet, callback) => {
-    // ScopeGate's per-client slots are added here, all at once and in one order, so that every Aedes client
-    // object keeps one hidden class (Aedes reads client properties on every packet).
-    (client as WithOutcome)[OUTCOME] = undefined;
-    initStateSlot(client);
-    installSubscriptionRewriter(client, ctx);
-    limitPacketSize(client, ctx.config.limitDefaults.maxPacketBytes, (length) => {
-      ctx.metrics.decisions.labels('packet', 'denied', 'maxPacketBytes').inc();
-      const limits = stateOf(client)?.limits;
-      if (limits) countLimitEvent(limits.counters, 'refused', 'maxPacketBytes');
-      ctx.logger.info({ clientId: client.id?.slice(0, 200), length, max: ctx.config.limitDefaults.maxPacketBytes }, 'packet too large: connection closed');
-    });
-    // However the connection ends (before or after CONNACK), the session's ledger slot is given back.
-    (client.conn as NodeJS.EventEmitter).once('close', () => ctx.ledger.ended(client));
+    prepareClient(ctx, client);
     decide(ctx, client, connectPacketOf(packet)).then(
       (outcome) => {
         (client as WithOutcome)[OUTCOME] = outcome;
@@ -49,6 +37,28 @@ export function preConnect(ctx: BrokerContext): PreConnectHandler {
       },
     );
   };
+}
+
+/**
+ * What every connection carries for its whole life, installed before its CONNECT is decided. A function of its
+ * own on purpose: closures share their scope's context in V8, so a long-lived closure made inside the
+ * preConnect handler would keep that CONNECT's packet (password included) and Aedes' callback alive for as
+ * long as the connection lives (measured: ~2 KiB per held connection).
+ */
+function prepareClient(ctx: BrokerContext, client: Client): void {
+  // ScopeGate's per-client slots are added here, all at once and in one order, so that every Aedes client
+  // object keeps one hidden class (Aedes reads client properties on every packet).
+  (client as WithOutcome)[OUTCOME] = undefined;
+  initStateSlot(client);
+  installSubscriptionRewriter(client, ctx);
+  limitPacketSize(client, ctx.config.limitDefaults.maxPacketBytes, (length) => {
+    ctx.metrics.decisions.labels('packet', 'denied', 'maxPacketBytes').inc();
+    const limits = stateOf(client)?.limits;
+    if (limits) countLimitEvent(limits.counters, 'refused', 'maxPacketBytes');
+    ctx.logger.info({ clientId: client.id?.slice(0, 200), length, max: ctx.config.limitDefaults.maxPacketBytes }, 'packet too large: connection closed');
+  });
+  // However the connection ends (before or after CONNACK), the session's ledger slot is given back.
+  (client.conn as NodeJS.EventEmitter).once('close', () => ctx.ledger.ended(client));
 }
 
 async function decide(ctx: BrokerContext, client: Client, packet: ConnectPacketView): Promise<Outcome> {
