@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { RedisHealth } from '../shared/redis-connection.ts';
+import type { Claims } from './claims.ts';
 import type { BrokerConfig } from './config.ts';
 import type { LiveUpdates } from './live-updates.ts';
 import type { BrokerMetrics } from './metrics.ts';
@@ -22,6 +23,8 @@ export interface BrokerContext {
   logger: Logger;
   /** Shared subscription groups of this broker; set once Aedes exists (server.ts). */
   shared: SharedGroups | null;
+  /** Cluster-wide claims: which broker delivers a shared-subscription message or publishes a dead broker's will. */
+  claims: Claims;
   /** Removes what deleted scopes and actors left in the persistence; set once Aedes exists. */
   purge: TopicSpacePurge | null;
   /** Limits of the scope tree and the install's defaults (SPEC §7). */

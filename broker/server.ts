@@ -31,7 +31,8 @@ import { createBrokerMetrics } from './metrics.ts';
 import { SessionControl } from './session-control.ts';
 import { SessionRegistry } from './session-registry.ts';
 import { SlowConsumers } from './slow-consumers.ts';
-import { redisClaim, SharedGroups } from './shared-subscriptions.ts';
+import { SharedGroups } from './shared-subscriptions.ts';
+import { localClaims, redisClaims } from './claims.ts';
 import { SidecarClient } from './sidecar-client.ts';
 import { TopicSpacePurge } from './topic-space-purge.ts';
 import { listenOn } from '../shared/listen.ts';
@@ -93,7 +94,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
   let purge: TopicSpacePurge | null = null; // needs the Aedes instance; the feed starts after it exists
   const onRemoved = async (event: BrokerChangeEvent) => purge?.apply(event);
   const live = new LiveUpdates({ sidecar, registry, sessions, metrics, logger, graceMs: config.sidecarGraceMs, silenceMs: options.feedSilenceMs, onDisconnect, onRemoved });
-  const context: BrokerContext = { config, sidecar, registry, sessions, live, metrics, logger, shared: null, purge: null, limits, ledger, redisHealth: redis?.health ?? null };
+  const context: BrokerContext = { config, sidecar, registry, sessions, live, metrics, logger, shared: null, purge: null, claims: redis ? redisClaims(redis.data) : localClaims, limits, ledger, redisHealth: redis?.health ?? null };
 
   const aedesOptions: AedesOptions = {
     preConnect: preConnect(context),
@@ -126,9 +127,9 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
   forgetClientsClosedBeforeRegistration(aedes);
   purge = new TopicSpacePurge(aedes, redis?.data ?? null, limits.retained, metrics, logger);
   context.purge = purge;
-  // Shared subscriptions: with several brokers on one Redis, a Redis claim lets one broker deliver each message.
-  const claim = redis ? redisClaim(redis.data) : () => true;
-  const shared = new SharedGroups(aedes, claim, logger);
+  // Shared subscriptions: with several brokers on one Redis, a Redis claim lets one broker deliver each message
+  // (one round trip per message and group, only for shared subscriptions).
+  const shared = new SharedGroups(aedes, (messageKey) => context.claims.take(`share:${messageKey}`), logger);
   context.shared = shared;
   sessions.shared = shared;
   aedes.on('client', (client) => shared.connected(client));

@@ -4,7 +4,6 @@ import type { Logger } from 'pino';
 import type { SharedFilter } from '../shared/topic.ts';
 import { stateOf } from './session-registry.ts';
 import { decideForward, decideSubscribe, isRefusal, subscriptionStillAllowed, type Refusal, type SessionState } from './session-state.ts';
-import type { RedisConnection } from '../shared/redis-connection.ts';
 
 /**
  * Shared subscriptions (`$share/<group>/<filter>`) on Aedes 1.x, which has none of its own.
@@ -254,12 +253,3 @@ function groupKey(state: SessionState, group: string, internalFilter: string): s
   return `${scope}\u0000${group}\u0000${internalFilter}`;
 }
 
-/**
- * Several brokers on one Redis each see every message; the first broker to set the message's key delivers
- * it to the group (one Redis round trip per message and group, only for shared subscriptions). The key
- * expires after a minute: a message is dispatched within milliseconds of being published. The connection
- * given is the broker's data connection, whose keyPrefix (REDIS_BROKER_PREFIX) comes before `prefix`.
- */
-export function redisClaim(redis: RedisConnection, prefix = 'share:'): Claim {
-  return (messageKey) => redis.set(`${prefix}${messageKey}`, '1', 'PX', 60_000, 'NX').then((r) => r === 'OK');
-}

@@ -27,7 +27,7 @@ export function authorizePublish(ctx: BrokerContext, republish: Republish): Auth
   const hot = ctx.metrics.hot;
   return (client, packet, callback) => {
     const swept = sweptWillOf(client, packet);
-    if (swept) return decideSweptWill(ctx, packet, swept.clientId, republish, callback);
+    if (swept) return decideSweptWill(ctx, packet, swept, republish, callback);
     if (client === null) return callback(new Error('publish without a client'));
     const state = stateOf(client);
     if (!state) return callback(new Error('session not authorized'));

@@ -11,6 +11,9 @@ import { DROPPED_TOPIC } from './dropped-topic.ts';
  * exactly (a moved actor's will, re-stored in its new namespace on the move, passes; one still in the scope
  * the actor left does not).
  *
+ * Every surviving broker sweeps a dead broker's wills, so each will is claimed first (a Redis SET NX, see
+ * ctx.claims): only the broker that wins publishes it; the others send their copy nowhere.
+ *
  * An allowed will is published by this function as a new message (this broker's id and counter), and the
  * stored packet Aedes goes on to publish is sent nowhere: Aedes would publish it under the *dead* broker's id
  * with a counter of its own, which subscribers' duplicate filters (per broker id, increasing counters) drop
@@ -24,7 +27,8 @@ import { DROPPED_TOPIC } from './dropped-topic.ts';
 export type Republish = (message: { topic: string; payload: Buffer; qos: 0 | 1 | 2; retain: boolean }) => Promise<void>;
 type SweptWill = { topic: string; payload?: Buffer | string; qos: 0 | 1 | 2; retain: boolean };
 
-export function decideSweptWill(ctx: BrokerContext, will: SweptWill, ownerClientId: string, republish: Republish, callback: (err: Error | null) => void): void {
+export function decideSweptWill(ctx: BrokerContext, will: SweptWill, owner: { clientId: string; brokerId: string }, republish: Republish, callback: (err: Error | null) => void): void {
+  const ownerClientId = owner.clientId;
   const slash = ownerClientId.indexOf('/');
   const actorId = slash > 0 ? ownerClientId.slice(0, slash) : '';
   const sendNowhere = () => {
@@ -46,9 +50,20 @@ export function decideSweptWill(ctx: BrokerContext, will: SweptWill, ownerClient
       const own = toClient(state.view, will.topic);
       const again = own === null ? null : decidePublish(state, own);
       if (typeof again !== 'string' || again !== will.topic) return discard('no_longer_allowed');
-      ctx.metrics.decisions.labels('will', 'allowed', 'ok').inc();
-      const payload = Buffer.isBuffer(will.payload) ? will.payload : Buffer.from(will.payload ?? '');
-      return republish({ topic: will.topic, payload, qos: will.qos, retain: will.retain }).then(sendNowhere, (err: unknown) => callback(err as Error));
+      // Every surviving broker sweeps the dead broker's wills: one claim per will decides which one publishes it.
+      const key = `will:${owner.brokerId}:${ownerClientId}`;
+      return Promise.resolve(ctx.claims.take(key)).then(
+        (won) => {
+          if (!won) return sendNowhere();
+          ctx.metrics.decisions.labels('will', 'allowed', 'ok').inc();
+          const payload = Buffer.isBuffer(will.payload) ? will.payload : Buffer.from(will.payload ?? '');
+          return republish({ topic: will.topic, payload, qos: will.qos, retain: will.retain }).then(sendNowhere, (err: unknown) => {
+            void ctx.claims.release(key); // not published: the next sweep (here or elsewhere) tries again
+            callback(err as Error);
+          });
+        },
+        (err: unknown) => callback(err as Error),
+      );
     },
     (err: unknown) => {
       ctx.logger.warn({ err: (err as Error).message, clientId: ownerClientId.slice(0, 200) }, 'will of a dead broker’s session kept for the next sweep: sidecar unreachable');
