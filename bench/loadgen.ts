@@ -249,14 +249,20 @@ async function runPubSub(c: Extract<LoadgenConfig, { mode: 'pubsub' }>) {
   const batch = c.ratePerPublisher ? 1 : 32;
   const loops = publishers.map(async (p): Promise<void> => {
     if (c.ratePerPublisher) {
-      // Fixed rate: a tick every 10 ms sends this publisher's share, for latency without saturation.
+      // Fixed rate: a tick every 10 ms sends this publisher's share, for latency without saturation. A socket
+      // the broker stops reading (per-session rate limit: backpressure) is waited for, as a device's TCP stack
+      // would block it: writing on regardless would only queue the offered load in this process's memory and
+      // burn CPU the broker and the other tenants share on a small machine.
       const perTick = c.ratePerPublisher / 100;
       let owed = 0;
       while (running) {
         owed += perTick;
         const n = Math.floor(owed);
         owed -= n;
-        if (n > 0) p.send(n);
+        if (n > 0 && !p.send(n)) {
+          await p.drain();
+          owed = 0;
+        }
         await new Promise((r) => setTimeout(r, 10));
       }
       return;
