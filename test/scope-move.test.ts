@@ -200,6 +200,10 @@ describe('moving an access scope', () => {
     expect(await parentOf(id.team!)).toBe(id.gamma);
     expect(await parentOf(id.gamma!)).toBe(projectScopeId);
     expect(await parentOf(id.acme!)).toBe(projectScopeId);
+    // The key reaches the project's access-scope routes for its own subtree only; actors and apps stay out of reach.
+    const listed = await sys.side.ok('GET', `${base}/scopes`, undefined, key);
+    expect(listed.data.map((x: { accessScopeId: string }) => x.accessScopeId).sort()).toEqual([id.gamma!, id.team!, id.sub!].sort());
+    for (const path of ['/actors', '/apps']) expect((await sys.side.api('GET', `${base}${path}`, undefined, key)).status).toBe(403);
   });
 });
 

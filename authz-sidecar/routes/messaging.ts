@@ -49,13 +49,14 @@ export function messagingRoutes(ctx: SidecarContext, tokenIssuer: string): Route
   const readTx = () => new Tx(model(), ctx.clock().toISOString());
   const param = (req: Request, name: string) => String(req.params[name]);
   /**
-   * The project named by the URL, visible to the caller — or holding the subtree of the caller's API key (a
-   * key for one access scope reaches its own part of the project: what it reads is filtered, what it writes
-   * guarded, like everywhere else).
+   * The project named by the URL, visible to the caller. The access-scope routes (`reach: 'subtree'`) also
+   * accept an API key whose subtree lies inside the project, i.e. a key for one of its access scopes: there it
+   * lists, creates, renames and moves the scopes of its own subtree (reads filtered, writes guarded). Actors,
+   * apps and credentials stay the project's business.
    */
-  const project = (req: Request, res: Response) => {
+  const project = (req: Request, res: Response, reach: 'visible' | 'subtree' = 'visible') => {
     const p = projectIn(readTx(), param(req, 'orgId'), param(req, 'projectId'));
-    if (!principalInside(model(), principalOf(res), p.scopeId)) findVisible(ctx, res, 'project', p.id, 'project');
+    if (!(reach === 'subtree' && principalInside(model(), principalOf(res), p.scopeId))) findVisible(ctx, res, 'project', p.id, 'project');
     return p;
   };
   const write = <T>(req: Request, res: Response, action: string, build: (tx: Tx) => T) => ctx.writer.write(writeContext(req, res), action, build);
@@ -72,17 +73,17 @@ export function messagingRoutes(ctx: SidecarContext, tokenIssuer: string): Route
   doc('post', '/scopes', 'access_scope', 'Create an access scope in the project (→ accessScopeId)', responses.oneOf('scope'), inputSchemas.accessScopeCreate, 201);
   r.post(`${BASE}/scopes`, async (req, res) => {
     const input = parse(inputSchemas.accessScopeCreate, req.body, 'body');
-    const p = project(req, res);
+    const p = project(req, res, 'subtree');
     const { value, revision } = await write(req, res, 'access_scope.create', (tx) => createAccessScope(tx, projectIn(tx, p.tenantId, p.id), input));
     res.status(201).json({ ...present(value), revision });
   });
   doc('get', '/scopes', 'access_scope', 'List the access scopes of the project', responses.listOf('scope'));
   r.get(`${BASE}/scopes`, (req, res) => {
-    const p = project(req, res);
+    const p = project(req, res, 'subtree');
     res.json(list(res, 'scope', (s) => s.typeId === 'type_access' && model().ancestry(s.id).some((a) => a.id === p.scopeId)));
   });
   const accessScope = (req: Request, res: Response) => {
-    const p = project(req, res);
+    const p = project(req, res, 'subtree');
     const s = model().get('scope', param(req, 'scopeId'));
     if (!s || s.typeId !== 'type_access' || !model().ancestry(s.id).some((a) => a.id === p.scopeId)) throw new ScopeGateError('NOT_FOUND', 'No such access scope in this project.');
     return findVisible(ctx, res, 'scope', s.id, 'access scope');
@@ -94,7 +95,7 @@ export function messagingRoutes(ctx: SidecarContext, tokenIssuer: string): Route
   doc('patch', '/scopes/{scopeId}', 'access_scope', 'Rename an access scope, set the limits of its subtree, or move it with its subtree (parentScopeId: an access scope of the project, or null for the project level)', responses.oneOf('scope'), inputSchemas.accessScopePatch);
   r.patch(`${BASE}/scopes/:scopeId`, async (req, res) => {
     const input = parse(inputSchemas.accessScopePatch, req.body, 'body');
-    const p = project(req, res);
+    const p = project(req, res, 'subtree');
     const s = accessScope(req, res);
     // A move is audited as such: its entry's before/after show the old and the new parentId.
     const action = input.parentScopeId !== undefined ? 'access_scope.move' : 'access_scope.update';
@@ -234,7 +235,7 @@ export function messagingRoutes(ctx: SidecarContext, tokenIssuer: string): Route
   });
   const app = (req: Request, res: Response) => {
     const p = project(req, res);
-    return { p, app: findVisible(ctx, res, 'app', appIn(readTx(), p, param(req, 'appId')).id, 'app') };
+    return { p, app: appIn(readTx(), p, param(req, 'appId')) };
   };
   doc('get', '/apps/{appId}', 'app', 'Read one app', responses.oneOf('app'));
   r.get(`${BASE}/apps/:appId`, (req, res) => {
