@@ -35,11 +35,11 @@ beforeAll(async () => {
   const issued = await s.ok('POST', '/v1/api-keys', { scopeId: id.one, name: 'customer one' });
   key = issued.key;
   keyId = issued.id;
-  // The key writes in its own scope; the admin writes in both.
-  id.keyActor = (await s.ok('POST', `${base}/actors`, { name: 'by-key', accessScopeId: id.one }, key)).actorId;
-  id.adminActor = (await s.ok('POST', `${base}/actors`, { name: 'by-admin', accessScopeId: id.two })).actorId;
-  await s.ok('PATCH', `${base}/actors/${id.adminActor}`, { name: 'by-admin renamed' });
-  await s.ok('PATCH', `${base}/actors/${id.keyActor}`, { name: 'by-key renamed' }, key);
+  // The key writes in its own subtree; the admin writes in both.
+  id.keyScope = (await s.ok('POST', `${base}/scopes`, { slug: 'by-key', name: 'By key', parentScopeId: id.one }, key)).accessScopeId;
+  id.adminScope = (await s.ok('POST', `${base}/scopes`, { slug: 'by-admin', name: 'By admin', parentScopeId: id.two })).accessScopeId;
+  await s.ok('PATCH', `${base}/scopes/${id.adminScope}`, { name: 'By admin, renamed' });
+  await s.ok('PATCH', `${base}/scopes/${id.keyScope}`, { name: 'By key, renamed' }, key);
   all = (await audit('')).data;
 });
 afterAll(() => s?.close());
@@ -47,7 +47,7 @@ afterAll(() => s?.close());
 describe('GET /v1/audit filters', () => {
   it('who: only the entries a principal wrote', async () => {
     const byKey = (await audit(`&principal=${keyId}`)).data;
-    expect(byKey.map((e) => e.action)).toEqual(['actor.update', 'actor.create']);
+    expect(byKey.map((e) => e.action)).toEqual(['access_scope.update', 'access_scope.create']);
     expect(byKey.every((e) => e.principal === keyId)).toBe(true);
     const byAdmin = (await audit('&principal=admin')).data;
     expect(byAdmin.length).toBe(all.filter((e) => e.principal === 'admin').length);
@@ -55,13 +55,15 @@ describe('GET /v1/audit filters', () => {
   });
 
   it('what: an exact action, or every action with a prefix', async () => {
-    const updates = (await audit('&action=actor.update')).data;
-    expect(updates.map((e) => e.after[0]!.id)).toEqual([id.keyActor, id.adminActor]);
-    const actorWrites = (await audit('&action=actor.*')).data;
-    expect(actorWrites.map((e) => e.action).sort()).toEqual(['actor.create', 'actor.create', 'actor.update', 'actor.update']);
-    expect((await audit('&action=actor')).data).toEqual([]); // no prefix without '*'
+    const updates = (await audit('&action=access_scope.update')).data;
+    expect(updates.map((e) => e.after[0]!.id)).toEqual([id.keyScope, id.adminScope]);
+    const scopeWrites = (await audit('&action=access_scope.*')).data;
+    // The two customer scopes, the two made in them, and the two renames.
+    expect(scopeWrites.map((e) => e.action).sort()).toEqual(['access_scope.create', 'access_scope.create', 'access_scope.create', 'access_scope.create', 'access_scope.update', 'access_scope.update']);
+    expect((await audit('&action=access_scope')).data).toEqual([]); // no prefix without '*'
+    expect((await audit('&action=tenant.*')).data.map((e) => e.action)).toEqual(['tenant.create']);
     // Combined with who.
-    expect((await audit(`&action=actor.update&principal=${keyId}`)).data.map((e) => e.after[0]!.id)).toEqual([id.keyActor]);
+    expect((await audit(`&action=access_scope.update&principal=${keyId}`)).data.map((e) => e.after[0]!.id)).toEqual([id.keyScope]);
   });
 
   it('when: since and until are inclusive instants', async () => {
@@ -79,11 +81,12 @@ describe('GET /v1/audit filters', () => {
   });
 
   it('pages with before and limit through the filtered entries, newest first', async () => {
-    const want = (await audit('&action=actor.*')).data.map((e) => e.seq);
+    const want = (await audit('&action=access_scope.*')).data.map((e) => e.seq);
+    expect(want).toHaveLength(6);
     const seen: number[] = [];
     let before: number | null = null;
     do {
-      const page: { data: Entry[]; nextBefore: number | null } = await s.ok('GET', `/v1/audit?limit=1&action=actor.*${before ? `&before=${before}` : ''}`);
+      const page: { data: Entry[]; nextBefore: number | null } = await s.ok('GET', `/v1/audit?limit=1&action=access_scope.*${before ? `&before=${before}` : ''}`);
       seen.push(...page.data.map((e) => e.seq));
       before = page.nextBefore;
     } while (before !== null);
@@ -91,10 +94,11 @@ describe('GET /v1/audit filters', () => {
   });
 
   it("an API key still sees only its own subtree, whatever it filters on", async () => {
-    const asKey = (await audit('&action=actor.*', key)).data;
-    expect(asKey.map((e) => e.after[0]!.id)).toEqual([id.keyActor, id.keyActor]);
+    const asKey = (await audit('&action=access_scope.*', key)).data;
+    // Its own writes and the admin's creation of its scope; nothing of the sibling scope Two.
+    expect(asKey.map((e) => e.after[0]!.id)).toEqual([id.keyScope, id.keyScope, id.one]);
     const text = JSON.stringify(await audit('&principal=admin', key));
-    expect(text).not.toContain(id.adminActor);
+    expect(text).not.toContain(id.adminScope);
     expect(text).not.toContain(id.two);
   });
 
