@@ -639,6 +639,17 @@ function auditQuery(f, before) {
   return `/v1/audit?${q}`;
 }
 
+/** The records an entry wrote, a moved scope as "id: parent old → new". */
+function recordsOf(entry) {
+  const before = new Map((entry.before || []).filter((r) => r && r.id).map((r) => [r.id, r]));
+  const ids = [...new Set([...(entry.after || []), ...(entry.before || [])].map((r) => r && r.id).filter(Boolean))];
+  return ids.slice(0, 4).map((id) => {
+    const old = before.get(id);
+    const now = (entry.after || []).find((r) => r && r.id === id);
+    return old && now && old.kind === 'scope' && old.parentId !== now.parentId ? `${id}: parent ${old.parentId} → ${now.parentId}` : id;
+  }).join(', ');
+}
+
 function AuditPage({ me }) {
   const tenants = useTenants(me);
   const empty = { who: '', what: '', tenantId: '', since: '', until: '' };
@@ -670,7 +681,7 @@ function AuditPage({ me }) {
       <p class="muted" aria-live="polite" data-testid="audit-count">${rows.length} entr${rows.length === 1 ? 'y' : 'ies'}${applied.before ? ` older than #${applied.before}` : ''}</p>
       <table data-testid="audit"><thead><tr><th scope="col">Seq</th><th scope="col">When</th><th scope="col">Who</th><th scope="col">What</th><th scope="col">Tenants</th><th scope="col">Records</th></tr></thead>
       <tbody>${rows.map((e) => html`<tr><td>${e.seq}</td><td>${new Date(e.at).toLocaleString()}</td><td class="mono">${e.principal}</td><td class="mono">${e.action}</td><td class="mono">${(e.tenantIds || []).join(', ')}</td>
-        <td class="mono">${[...(e.after || []), ...(e.before || [])].map((r) => r && r.id).filter(Boolean).slice(0, 4).join(', ')}</td></tr>`)}</tbody></table>
+        <td class="mono">${recordsOf(e)}</td></tr>`)}</tbody></table>
       <p>${applied.before && html`<button type="button" onClick=${() => setApplied({ ...applied, before: null })}>Newest</button>`}
         ${nextBefore !== null && html` <button type="button" onClick=${() => setApplied({ ...applied, before: nextBefore })}>Older entries</button>`}</p>
     </section>`;

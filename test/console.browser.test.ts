@@ -245,6 +245,7 @@ describe('console in chromium', () => {
     await expect.poll(() => page.getByTestId('audit').innerText()).not.toContain('app_grant.delete');
     const shown = await page.getByTestId('audit').innerText();
     expect(shown).toContain('access_scope.move');
+    expect(shown).toMatch(/scope_\w+: parent scope_\w+ → scope_\w+/);
     expect(shown).toContain('access_scope.create');
     await expectAccessible(page, 'audit log (filtered)');
     await shot(page, 'audit');
