@@ -445,20 +445,21 @@ describe('load with churn', () => {
     scope: number;
     client: MqttClient | null;
     paused: boolean;
-    resumeAt: number;
     inflight: Promise<void> | null;
     nextN: number;
     acked: number[];
     /** Stable receivers: per publisher index, which message numbers arrived (1 = received). */
     marks: Map<number, Uint8Array> | null;
     /**
-     * Movers: each stay in a scope, from the request that moved it in to the answer that moved it out plus the
-     * tolerance. A message of a scope is the mover's to receive when it was *sent* during a stay there, however
-     * late a loaded machine delivers it; one sent outside every stay is a leak.
+     * Movers: each stay in a scope, from the request that moved it in to the moment the broker applied the move
+     * out (its log line). A message of a scope is the mover's to receive when it was *sent* during a stay there,
+     * however late a loaded machine delivers it; one sent outside every stay is a leak.
      */
     stays: Array<{ scope: number; from: number; to: number }>;
-    /** Revokees: from when no delivery may arrive (0 = not revoked). */
-    revokedSince: number;
+    /** Revokees: from the broker applying a revocation to the re-grant request; nothing sent then may arrive. */
+    revoked: Array<{ from: number; to: number }>;
+    /** Movers and revokees: every delivery (its scope slug and send time), judged against the above at the end. */
+    deliveries: Array<{ slug: string; sentAt: number; text: string }> | null;
     /** Movers and revokees: since when a delivery in the (new) scope is awaited after a move or re-grant (0 = got one). */
     awaitingSince: number;
   }
@@ -470,8 +471,14 @@ describe('load with churn', () => {
     const PERIOD_MS = Number(process.env.FAULTS_PERIOD_MS ?? 5_000);
     const MOVERS = Math.max(2, Math.round(CLIENTS * 0.04));
     const REVOKEES = Math.max(2, Math.round(CLIENTS * 0.04));
-    /** The documented transition after a move is 100 ms; deliveries around a move are judged with this slack. */
-    const TRANSITION_MS = 1_000;
+    /**
+     * SPEC §4: a moved or revoked actor's sessions follow within 100 ms. Measured here per change, by event
+     * (write answered → the broker's log line applying it). What is delivered around a change is judged
+     * against that event, with no slack. The figure itself: a typical change must be within it; the tail
+     * belongs to `npm run bench` (revocation p99, SPEC §6), since this machine is shared and loaded (a 20 s run
+     * at load average 6 had p50 6 ms and 16 of 106 changes over 100 ms, the slowest 379 ms).
+     */
+    const TRANSITION_MS = 100;
     const TICK_MS = 100;
     const slots = Math.max(1, Math.round(PERIOD_MS / TICK_MS));
     const maxN = Math.ceil(LOAD_MS / PERIOD_MS) + 5;
@@ -493,12 +500,14 @@ describe('load with churn', () => {
       const scope = idx % SCOPES;
       const role: Role = idx < MOVERS ? 'mover' : idx < MOVERS + REVOKEES ? 'revokee' : 'stable';
       const actor = await createActor(api, `load-${idx}`, scopeIds[scope]!, [appId]);
-      return { idx, actorId: actor.actorId, token: actor.token, role, scope, client: null, paused: false, resumeAt: 0, inflight: null, nextN: 0, acked: [], marks: role === 'stable' ? new Map() : null, stays: [{ scope, from: 0, to: Infinity }], revokedSince: 0, awaitingSince: 0 };
+      return { idx, actorId: actor.actorId, token: actor.token, role, scope, client: null, paused: false, inflight: null, nextN: 0, acked: [], marks: role === 'stable' ? new Map() : null, stays: [{ scope, from: 0, to: Infinity }], revoked: [], deliveries: role === 'stable' ? null : [], awaitingSince: 0 };
     });
     phase(`${CLIENTS} actors created`);
     const byActor = new Map(clients.map((c) => [c.actorId, c]));
 
-    const stats = { published: 0, acked: 0, publishErrors: 0, skipped: 0, delivered: 0, wrongTopic: 0, crossScope: 0, moverCrossScope: 0, whileRevoked: 0, duplicates: 0, unexpectedCloses: 0, moves: 0, revokes: 0, regrantFailures: 0, followed: 0, notFollowed: 0 };
+    const stats = { published: 0, acked: 0, publishErrors: 0, skipped: 0, delivered: 0, wrongTopic: 0, crossScope: 0, moverCrossScope: 0, whileRevoked: 0, duplicates: 0, unexpectedCloses: 0, moves: 0, revokes: 0, regrantFailures: 0, followed: 0, notFollowed: 0, notApplied: 0 };
+    /** Per move or revocation: from the write's answer to the broker applying it to the session (ms). */
+    const transitions: number[] = [];
     const crossSamples: string[] = [];
 
     const onMessage = (L: LoadClient) => (topic: string, payload: Buffer) => {
@@ -511,16 +520,12 @@ describe('load with churn', () => {
       const n = Number(nText);
       const sentAt = Number(sentText);
       if (topic !== 'my-app/room') stats.wrongTopic++;
-      if (slug !== scopeSlugs[L.scope]) {
-        if (L.role !== 'mover') {
-          stats.crossScope++;
-          if (crossSamples.length < 10) crossSamples.push(`${L.role} ${L.idx} in ${scopeSlugs[L.scope]} got ${text}`);
-        } else if (!L.stays.some((stay) => scopeSlugs[stay.scope] === slug && sentAt >= stay.from && sentAt <= stay.to)) {
-          stats.moverCrossScope++;
-          if (crossSamples.length < 10) crossSamples.push(`mover ${L.idx} in ${scopeSlugs[L.scope]} got ${text}, sent outside its stays there`);
-        }
+      // Movers' and revokees' deliveries are judged at the end, against when the broker applied each change.
+      L.deliveries?.push({ slug, sentAt, text });
+      if (slug !== scopeSlugs[L.scope] && L.role !== 'mover') {
+        stats.crossScope++;
+        if (crossSamples.length < 10) crossSamples.push(`${L.role} ${L.idx} in ${scopeSlugs[L.scope]} got ${text}`);
       }
-      if (L.revokedSince && now > L.revokedSince) stats.whileRevoked++;
       if (L.awaitingSince && now >= L.awaitingSince && slug === scopeSlugs[L.scope]) {
         L.awaitingSince = 0;
         stats.followed++;
@@ -559,7 +564,7 @@ describe('load with churn', () => {
     });
     const publishOne = (L: LoadClient) => {
       const c = L.client;
-      if (!publishing || L.paused || L.inflight || !c?.connected || Date.now() < L.resumeAt || L.nextN >= maxN) {
+      if (!publishing || L.paused || L.inflight || !c?.connected || L.nextN >= maxN) {
         stats.skipped++;
         return;
       }
@@ -600,6 +605,35 @@ describe('load with churn', () => {
       L.paused = true;
       await L.inflight;
     };
+    /**
+     * When the broker applied a change to the actor's session: its log line 'policy change: subscriptions
+     * re-decided' (broker/session-control.ts), written as it switches the session to the new grant (from then
+     * on nothing of the old scope or app is delivered to it, and its publishes are decided anew). Null when
+     * the broker did not log it within 5 s. `since`: the write's request (an earlier change's line is older).
+     */
+    const appliedAt = async (actorId: string, since: number): Promise<number | null> => {
+      let at: number | null = null;
+      await pollUntil(() => {
+        for (let i = broker.lines.length - 1; i >= 0; i--) {
+          const l = broker.lines[i]!;
+          if (typeof l.time !== 'number') continue;
+          if (l.time < since) break;
+          if (l.actorId === actorId && l.msg === 'policy change: subscriptions re-decided') at = l.time;
+        }
+        return at !== null;
+      }, 5_000, 10);
+      return at;
+    };
+    const applied = async (L: LoadClient, requested: number, answered: number): Promise<number> => {
+      const at = await appliedAt(L.actorId, requested);
+      if (at === null) {
+        stats.notApplied++;
+        if (crossSamples.length < 10) crossSamples.push(`${L.role} ${L.idx}: the broker did not log applying the change within 5 s`);
+        return answered + 5_000;
+      }
+      transitions.push(at - answered);
+      return at;
+    };
     const movers = clients.filter((c) => c.role === 'mover');
     const revokees = clients.filter((c) => c.role === 'revokee');
     // Two loops of each kind, each with its own half of the churned actors (never two writes on one actor at once).
@@ -610,13 +644,16 @@ describe('load with churn', () => {
         const to = (m.scope + 1 + Math.floor(Math.random() * (SCOPES - 1))) % SCOPES;
         await pause(m);
         const leaving = m.stays.at(-1)!;
-        m.stays.push({ scope: to, from: Date.now(), to: Infinity });
+        const requested = Date.now();
+        m.stays.push({ scope: to, from: requested, to: Infinity });
         await api.actors.update(m.actorId, { accessScopeId: scopeIds[to]! });
         const answered = Date.now();
         m.scope = to;
-        leaving.to = answered + TRANSITION_MS;
-        m.resumeAt = answered + TRANSITION_MS;
-        m.awaitingSince = answered + TRANSITION_MS;
+        // The mover publishes again once the broker applied the move (before, its messages would still be
+        // decided in the old scope).
+        const at = await applied(m, requested, answered);
+        leaving.to = at;
+        m.awaitingSince = at;
         m.paused = false;
         stats.moves++;
         await sleep(300);
@@ -626,10 +663,12 @@ describe('load with churn', () => {
       for (let k = 0; publishing; k++) {
         const r = mine[k % mine.length]!;
         await pause(r);
+        const requested = Date.now();
         await api.apps.revoke(appId, r.actorId);
-        r.revokedSince = Date.now() + TRANSITION_MS;
+        const window = { from: await applied(r, requested, Date.now()), to: Infinity };
+        r.revoked.push(window);
         await sleep(1_500);
-        r.revokedSince = 0;
+        window.to = Date.now();
         await api.apps.grant(appId, r.actorId);
         // The session lost its subscription with the app; once the grant is back it may subscribe again.
         const resubscribed = await pollUntil(async () => {
@@ -682,6 +721,21 @@ describe('load with churn', () => {
     const lost = lostCount();
     const expected = stable.reduce((sum, P) => sum + P.acked.length * stable.filter((R) => R.scope === P.scope).length, 0);
     phase('deliveries drained');
+
+    // Movers and revokees, judged against when the broker applied each change (the events, not a slack).
+    for (const L of clients) {
+      for (const d of L.deliveries ?? []) {
+        if (L.role === 'mover' && !L.stays.some((stay) => scopeSlugs[stay.scope] === d.slug && d.sentAt >= stay.from && d.sentAt <= stay.to)) {
+          stats.moverCrossScope++;
+          if (crossSamples.length < 10) crossSamples.push(`mover ${L.idx} got ${d.text}, sent outside its stays in that scope`);
+        }
+        if (L.role === 'revokee' && L.revoked.some((w) => d.sentAt > w.from && d.sentAt < w.to)) {
+          stats.whileRevoked++;
+          if (crossSamples.length < 10) crossSamples.push(`revokee ${L.idx} got ${d.text}, sent after its revocation was applied`);
+        }
+      }
+    }
+    const slowTransitions = transitions.filter((t) => t > TRANSITION_MS);
     const rssAfterRun = rssMiB(brokerPid);
     const heapAfterRun = await heapMiB();
     running = false;
@@ -701,7 +755,8 @@ describe('load with churn', () => {
     console.log(
       `[load] ${CLIENTS} clients in ${SCOPES} scopes (${stable.length} stable, ${movers.length} movers, ${revokees.length} revokees) for ${LOAD_MS / 1000} s, one QoS 1 message per ${PERIOD_MS} ms each\n` +
         `[load] published ${stats.published}, acked ${stats.acked}, publish errors ${stats.publishErrors}; delivered ${stats.delivered}; stable deliveries expected ${expected}, lost ${lost}, duplicates ${stats.duplicates}\n` +
-        `[load] cross-scope: stable/revokee receivers ${stats.crossScope}, movers: sent outside their stays in the scope (+${TRANSITION_MS} ms) ${stats.moverCrossScope}; deliveries to revoked sessions ${stats.whileRevoked}; wrong topic ${stats.wrongTopic}\n` +
+        `[load] cross-scope: stable/revokee receivers ${stats.crossScope}, movers: sent outside their stays in the scope ${stats.moverCrossScope}; deliveries to revoked sessions ${stats.whileRevoked}; wrong topic ${stats.wrongTopic}\n` +
+        `[load] transitions (write answered → broker applied it to the session, its log line): ${transitions.length}, p50 ${percentile(transitions, 50).toFixed(0)} ms, p99 ${percentile(transitions, 99).toFixed(0)} ms, max ${Math.max(...transitions).toFixed(0)} ms; over ${TRANSITION_MS} ms: ${slowTransitions.length}; not applied within 5 s: ${stats.notApplied}\n` +
         `[load] churn: ${stats.moves} moves, ${stats.revokes} revoke/re-grant cycles (${stats.regrantFailures} could not resubscribe); sessions that got their scope's traffic after a move or re-grant ${stats.followed}, that did not ${stats.notFollowed}; unexpected closes of stable sessions ${stats.unexpectedCloses}\n` +
         `[load] broker RSS MiB: connected ${rssConnected.toFixed(0)}, at 1/3 of the run ${third.toFixed(0)}, peak ${peak.toFixed(0)}, after the run ${rssAfterRun.toFixed(0)}, after disconnect ${rssAfterDisconnect.toFixed(0)}; V8 heap used MiB: connected ${heapConnected.toFixed(0)}, after the run ${heapAfterRun.toFixed(0)}, after disconnect ${heapAfterDisconnect.toFixed(0)}`,
     );
@@ -711,6 +766,9 @@ describe('load with churn', () => {
     expect(stats.crossScope).toBe(0);
     expect(stats.moverCrossScope).toBe(0);
     expect(stats.whileRevoked).toBe(0);
+    expect(stats.notApplied).toBe(0);
+    expect(transitions.length).toBe(stats.moves + stats.revokes);
+    expect(percentile(transitions, 50)).toBeLessThanOrEqual(TRANSITION_MS);
     expect(stats.wrongTopic).toBe(0);
     expect(lost).toBe(0);
     expect(stats.unexpectedCloses).toBe(0);
