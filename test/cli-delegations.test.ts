@@ -4,17 +4,12 @@
  * identity provider's JWT as --token, an admin issues the delegated token, a real mqtt.js client connects with it
  * (the intersection applies), and the user's revoke through the CLI closes the session.
  */
-import { execFile } from 'node:child_process';
-import { tmpdir } from 'node:os';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli, type CliResult } from './helpers/cli.ts';
 import { startIdentityProvider, type TestIdentityProvider } from './helpers/identity-provider.ts';
 import { connackCode, connect } from './helpers/mqtt.ts';
 import { allowTopics, createActor, createProject, startSystem, type TestSystem } from './helpers/system.ts';
 
-const BIN = fileURLToPath(new URL('../bin/scopegate.mjs', import.meta.url));
-const run = promisify(execFile);
 
 let idp: TestIdentityProvider;
 let sys: TestSystem;
@@ -23,26 +18,9 @@ let agent: Awaited<ReturnType<typeof createActor>>;
 let user: { subjectId: string };
 let other: { subjectId: string };
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 /** Runs the CLI from outside the repo with the admin token unless `token` is given; never rejects. */
-async function cli(args: string[], token = sys.side.adminToken): Promise<Result> {
-  const env: NodeJS.ProcessEnv = { ...process.env, SCOPEGATE_URL: sys.side.url, AUTHZ_ADMIN_TOKEN: token };
-  delete env.SCOPEGATE_ORG;
-  delete env.SCOPEGATE_PROJECT;
-  try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { cwd: tmpdir(), env, timeout: 20_000 });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code?: number | string; stdout?: string; stderr?: string };
-    if (typeof err.code !== 'number') throw e;
-    return { code: err.code, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
-  }
-}
+const cli = (args: string[], token = sys.side.adminToken): Promise<CliResult> => runCli(args, { url: sys.side.url, token });
 
 beforeAll(async () => {
   idp = await startIdentityProvider();

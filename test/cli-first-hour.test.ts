@@ -3,19 +3,15 @@
  * only when a source changed; `--scope` takes a slug when it is unambiguous; `audit tail --json` is oldest
  * first like the table; the help says how to set an actor's kind.
  */
-import { execFile } from 'node:child_process';
 import { rmSync, statSync, utimesSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli, type CliResult } from './helpers/cli.ts';
 import { ScopeGateClient } from '../client/index.ts';
 import { startSidecar, type TestSidecar } from './helpers/sidecar.ts';
 
-const BIN = fileURLToPath(new URL('../bin/scopegate.mjs', import.meta.url));
 const BUNDLE = fileURLToPath(new URL('../node_modules/.cache/scopegate/cli.mjs', import.meta.url));
 const SOURCE = fileURLToPath(new URL('../cli/format.ts', import.meta.url));
-const run = promisify(execFile);
 
 let s: TestSidecar;
 let sg: ScopeGateClient;
@@ -25,19 +21,7 @@ beforeAll(async () => {
 });
 afterAll(() => s?.close());
 
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env: NodeJS.ProcessEnv = { ...process.env, SCOPEGATE_URL: s.url, AUTHZ_ADMIN_TOKEN: s.adminToken };
-  delete env.SCOPEGATE_ORG;
-  delete env.SCOPEGATE_PROJECT;
-  try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { cwd: tmpdir(), env, timeout: 30_000 });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code?: number; stdout?: string; stderr?: string };
-    if (typeof err.code !== 'number') throw e;
-    return { code: err.code, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
-  }
-}
+const cli = (args: string[]): Promise<CliResult> => runCli(args, { url: s.url, token: s.adminToken, timeoutMs: 30_000 });
 
 describe('scopegate launcher', () => {
   it('builds the bundle once, reuses it, and rebuilds it when a source file changes', async () => {

@@ -3,45 +3,21 @@
  * cli/main.ts) as a child process, run from another working directory. Checks the objects the CLI creates
  * through the API, the table and --json outputs, and the exit codes (0 ok, 1 API/network error, 2 usage).
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI_BIN, cliEnv, runCli, type CliResult } from './helpers/cli.ts';
 import { ScopeGateClient } from '../client/index.ts';
 import { startSidecar, type TestSidecar } from './helpers/sidecar.ts';
 
-const BIN = fileURLToPath(new URL('../bin/scopegate.mjs', import.meta.url));
-const run = promisify(execFile);
 
 let s: TestSidecar;
 let sg: ScopeGateClient;
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function baseEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, SCOPEGATE_URL: s.url, AUTHZ_ADMIN_TOKEN: s.adminToken, ...extra };
-  delete env.SCOPEGATE_ORG;
-  delete env.SCOPEGATE_PROJECT;
-  return env;
-}
 
 /** Runs the CLI from a directory outside the repo; never rejects, reports the exit code. */
-async function cli(args: string[], env: Record<string, string> = {}): Promise<Result> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { cwd: tmpdir(), env: baseEnv(env), timeout: 20_000 });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code?: number | string; stdout?: string; stderr?: string };
-    if (typeof err.code !== 'number') throw e;
-    return { code: err.code, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
-  }
-}
+const cli = (args: string[], env: Record<string, string> = {}): Promise<CliResult> => runCli(args, { url: s.url, token: s.adminToken, env });
 
 /** Runs the CLI with --json and parses stdout; fails the test on a non-zero exit. */
 async function cliJson<T = any>(args: string[]): Promise<T> {
@@ -259,7 +235,7 @@ describe('scopegate CLI', () => {
     expect(table.stdout).toMatch(/^SEQ\s+AT\s+PRINCIPAL\s+ACTION/);
     expect(table.stdout.trim().split('\n')).toHaveLength(4);
 
-    const child = spawn(process.execPath, [BIN, 'audit', 'tail', '--limit', '1', '--follow'], { cwd: tmpdir(), env: baseEnv() });
+    const child = spawn(process.execPath, [CLI_BIN, 'audit', 'tail', '--limit', '1', '--follow'], { cwd: tmpdir(), env: cliEnv(s.url, s.adminToken) });
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
