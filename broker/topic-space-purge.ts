@@ -2,6 +2,7 @@ import type { Aedes } from 'aedes';
 import type { Logger } from 'pino';
 import type { BrokerChangeEvent, TopicSpaceChange } from '../shared/broker-wire.ts';
 import type { RedisConnection } from '../shared/redis-connection.ts';
+import { toClient, toInternal } from '../shared/topic.ts';
 import type { RetainedQuotaStore } from './limits/retained-quota.ts';
 import type { BrokerMetrics } from './metrics.ts';
 import { REDIS_CLIENTS_KEY, removeStoredSession, retainedMatching, storeRetainedDirect } from './aedes-internals.ts';
@@ -64,7 +65,9 @@ export class TopicSpacePurge {
     let moved = 0;
     for (const packet of found) {
       if (space.movedTo !== null) {
-        const target = movedTopic(packet.topic, space.mount, space.namespace, space.movedTo);
+        // The message as the moved scope's own actors see it, put back under the new namespace.
+        const inScope = toClient(space, packet.topic);
+        const target = inScope === null ? null : toInternal({ mount: space.mount, namespace: space.movedTo }, inScope);
         if (target === null) continue;
         await storeRetainedDirect(this.aedes, { ...packet, topic: target });
         await this.quota.moved(packet.topic, target);
@@ -96,17 +99,4 @@ async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
   for await (const item of items) out.push(item);
   return out;
-}
-
-/** `<mount>/<app>/<namespace>[/rest]` → `<mount>/<app>/<movedTo>[/rest]`; null if the topic is not under it. */
-export function movedTopic(topic: string, mount: string, namespace: string, movedTo: string): string | null {
-  if (!topic.startsWith(`${mount}/`)) return null;
-  const rest = topic.slice(mount.length + 1);
-  const slash = rest.indexOf('/');
-  if (slash <= 0) return null;
-  const app = rest.slice(0, slash);
-  const afterApp = rest.slice(slash + 1);
-  if (afterApp === namespace) return `${mount}/${app}/${movedTo}`;
-  if (afterApp.startsWith(`${namespace}/`)) return `${mount}/${app}/${movedTo}${afterApp.slice(namespace.length)}`;
-  return null;
 }
