@@ -536,3 +536,56 @@ export function ackAfterPublish(authorize: AuthorizePublishHandler): { authorize
     },
   };
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// 9. The message emitter's backlog (in-memory mode).
+
+type EmitterInternals = {
+  concurrency: number;
+  current: number;
+  _messageQueue?: unknown[];
+  _do(message: unknown, callback: unknown): unknown;
+};
+
+/** How many queued messages one call stack may release in a row before the rest move to the next tick. */
+const MAX_SYNC_RELEASES = 64;
+
+/**
+ * Bounds the recursion of Aedes' default emitter (mqemitter 7) when it works off its backlog. Why: mqemitter
+ * delivers at most `concurrency` (100) messages at once and queues the rest; when one delivery finishes,
+ * `released` takes the next queued message and calls `_do` on it, on the same stack. A message that matches
+ * no subscription finishes at once (fastparallel calls `released` synchronously when there is nothing to
+ * call), so a run of such messages in the queue recurses once per message. Aedes hands a whole socket read
+ * to the emitter at once (lib/client.js `enqueue`), so one client with valid credentials could write ~50,000
+ * small PUBLISHes to a topic nobody subscribes, behind a few hundred to a subscribed one, in one TCP write:
+ * "Maximum call stack size exceeded" ended the broker process, every tenant's sessions with it. (Plain
+ * Aedes falls over the same way; `npm run bench` saw its process exit when a subscriber left under load.)
+ *
+ * After MAX_SYNC_RELEASES nested `_do` calls, the next one runs on process.nextTick instead, holding the
+ * emitter slot `released` just gave back so that nothing emitted meanwhile overtakes it: order is kept, the
+ * stack unwinds. Relies on: mqemitter's `released` calling `that._do(message, callback)` through the
+ * instance (so an own `_do` is used), `current` counting messages in flight, and `emit` queueing while
+ * `current >= concurrency`. Redis mode's router has no queue (concurrency 0) and is left alone.
+ */
+export function boundEmitterRecursion(aedes: Aedes): void {
+  const mq = (aedes as Aedes & { mq: EmitterInternals }).mq;
+  if (!(mq.concurrency > 0) || !Array.isArray(mq._messageQueue) || typeof mq._do !== 'function') return;
+  const run = mq._do;
+  let depth = 0;
+  mq._do = function boundedDo(this: EmitterInternals, message: unknown, callback: unknown) {
+    if (depth >= MAX_SYNC_RELEASES) {
+      this.current++;
+      process.nextTick(() => {
+        this.current--;
+        this._do(message, callback);
+      });
+      return this;
+    }
+    depth++;
+    try {
+      return run.call(this, message, callback);
+    } finally {
+      depth--;
+    }
+  };
+}

@@ -12,7 +12,7 @@ import { WebSocketServer, createWebSocketStream } from 'ws';
 import { clientAddressOf } from './client-address.ts';
 import { sendError } from '../shared/http-error.ts';
 import { redisTargetFrom } from '../shared/redis-target.ts';
-import { checkAedesVersions, destroyPersistence, forgetClientsClosedBeforeRegistration, handleWithAddress, keepStoredTopicsInternal, limitOfflineQueues, neverWaitForDrain, subscriptionsOf, redisOutgoingKey, tolerateUnknownPubrec } from './aedes-internals.ts';
+import { boundEmitterRecursion, checkAedesVersions, destroyPersistence, forgetClientsClosedBeforeRegistration, handleWithAddress, keepStoredTopicsInternal, limitOfflineQueues, neverWaitForDrain, subscriptionsOf, redisOutgoingKey, tolerateUnknownPubrec } from './aedes-internals.ts';
 import { LimitCounters } from './limits/limit-counters.ts';
 import { OfflineQueues } from './limits/offline-queues.ts';
 import { RetainedQuota } from './limits/retained-quota.ts';
@@ -123,6 +123,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, options: Broke
   const aedes = await Aedes.createBroker(aedesOptions);
   redis?.attach(aedes);
   tolerateUnknownPubrec(aedes);
+  boundEmitterRecursion(aedes);
   keepStoredTopicsInternal(aedes);
   forgetClientsClosedBeforeRegistration(aedes);
   purge = new TopicSpacePurge(aedes, redis?.data ?? null, limits.retained, metrics, logger);

@@ -4,6 +4,8 @@
  * behaviour a user sees through that touch point, with real clients over real sockets, on a broker with
  * in-memory persistence and (where the persistence matters) on one with Redis persistence.
  */
+import { createConnection, type Socket } from 'node:net';
+import mqttPacket from 'mqtt-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkAedesVersions, installedVersion, SUPPORTED_VERSIONS, UnsupportedAedesVersionError } from '../broker/aedes-internals.ts';
 import { SteppedClock } from './helpers/clock.ts';
@@ -50,6 +52,16 @@ const open = (url: string, a: Actor, options = {}) => connect(url, a.actorId, a.
 /** Closes the socket without DISCONNECT, as a device that loses power does (its will is due). */
 const drop = (c: TestClient) => c.client.stream.destroy();
 let n = 0;
+/** A session on a raw socket (CONNACK 0 awaited), for writing packets in one TCP write. */
+function rawSession(port: number, a: Actor, clientId: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = createConnection({ port, host: '127.0.0.1' }, () => {
+      socket.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId, keepalive: 60, username: a.actorId, password: Buffer.from(a.token) }));
+    });
+    socket.once('data', (d) => (d[0] === 0x20 && d[3] === 0 ? resolve(socket) : reject(new Error(`no CONNACK 0: ${d.toString('hex')}`))));
+    socket.once('error', reject);
+  });
+}
 const uniq = (s: string) => `${s}-${++n}`;
 
 describe('version check (checkAedesVersions)', () => {
@@ -227,6 +239,33 @@ describe.each([0, 1])('touch points (%#: in-memory, Redis)', (i) => {
     expect(await be.next((m) => m.payload === 'kept')).toMatchObject({ topic: `my-app/acme-corp/${topic}`, retain: true });
     await p.publish(`my-app/${topic}`, '', { qos: 1, retain: true });
     await Promise.all([c.end(), p.end(), be.end()]);
+  });
+});
+
+describe('boundEmitterRecursion', () => {
+  it('one TCP write of 50,000 PUBLISHes to a topic nobody subscribes does not end the broker; deliveries around it keep their order', async () => {
+    const sub = await open(sys.url, alice);
+    await sub.subscribe('my-app/backlog', 0);
+    const publish = (topic: string, payload: string) => mqttPacket.generate({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: 0, retain: false, dup: false });
+    // 300 to the subscribed topic fill the emitter's 100 slots and queue; 50,000 that match nobody queue behind
+    // them, then 300 more that match. Before the fix the run of unmatched ones recursed once per message.
+    const chunk = Buffer.concat([
+      ...Array.from({ length: 300 }, (_, i) => publish('my-app/backlog', `a${i}`)),
+      ...Array.from({ length: 50_000 }, () => publish('my-app/nobody', '-')),
+      ...Array.from({ length: 300 }, (_, i) => publish('my-app/backlog', `b${i}`)),
+    ]);
+    const raw = await rawSession(sys.broker.broker.tcpPort, alice2, uniq('flood'));
+    raw.write(chunk);
+    await sub.next((m) => m.payload === 'b299', 20_000);
+    raw.destroy();
+    const expected = [...Array.from({ length: 300 }, (_, i) => `a${i}`), ...Array.from({ length: 300 }, (_, i) => `b${i}`)];
+    expect(sub.messages.filter((m) => m.topic === 'my-app/backlog').map((m) => m.payload)).toEqual(expected);
+    // The broker is still there for everyone else.
+    const probe = await open(sys.url, backend);
+    await probe.subscribe('my-app/probe', 0);
+    await probe.publish('my-app/probe', 'alive');
+    expect((await probe.next((m) => m.topic === 'my-app/probe')).payload).toBe('alive');
+    await Promise.all([sub.end(), probe.end()]);
   });
 });
 
