@@ -269,6 +269,32 @@ describe('boundEmitterRecursion', () => {
   });
 });
 
+describe('neverWaitForDrain', () => {
+  it('writes of one loop turn leave in one writev; a full buffer never makes a write report back-pressure', async () => {
+    const { Writable } = await import('node:stream');
+    const { neverWaitForDrain } = await import('../broker/aedes-internals.ts');
+    const batches: string[][] = [];
+    const conn = new Writable({
+      highWaterMark: 4,
+      write(chunk, _enc, cb) {
+        batches.push([String(chunk)]);
+        cb();
+      },
+      writev(chunks, cb) {
+        batches.push(chunks.map((c) => String(c.chunk)));
+        cb();
+      },
+    });
+    neverWaitForDrain(conn);
+    // Every write is over the 4-byte high-water mark; Aedes would wait for 'drain' if one returned false.
+    expect(['first', 'second', 'third'].map((s) => conn.write(s))).toEqual([true, true, true]);
+    await new Promise((r) => setImmediate(r));
+    conn.write('next turn');
+    await new Promise((r) => setImmediate(r));
+    expect(batches).toEqual([['first', 'second', 'third'], ['next turn']]);
+  });
+});
+
 describe('remoteAddressOf', () => {
   it('gives a TCP client’s address (the per-address login throttle keys on it)', async () => {
     const { remoteAddressOf } = await import('../broker/aedes-internals.ts');
