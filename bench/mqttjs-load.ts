@@ -52,5 +52,13 @@ const cpu = process.cpuUsage(cpu0);
 running = false;
 await loop;
 emit({ event: 'result', delivered, published: published - published0, seconds, cpuPercent: ((cpu.user + cpu.system) / 1000 / (seconds * 1000)) * 100 });
-await Promise.all([pub.endAsync(true), sub.endAsync(true)]).catch(() => undefined);
+// The subscriber stays until the broker's backlog has reached it (no message for 200 ms): leaving with
+// thousands of messages queued in plain Aedes' emitter overflowed its stack (see broker/aedes-internals.ts,
+// boundEmitterRecursion), which ended the baseline process mid-run.
+await pub.endAsync(true).catch(() => undefined);
+for (let last = -1; last !== received; ) {
+  last = received;
+  await new Promise((r) => setTimeout(r, 200));
+}
+await sub.endAsync(true).catch(() => undefined);
 process.stdout.write('', () => process.exit(0));
