@@ -88,6 +88,8 @@ async function decide(ctx: BrokerContext, client: Client, packet: ConnectPacketV
     ctx.metrics.sidecarSeconds.labels('connect', 'unavailable').observe(Number(process.hrtime.bigint() - started) / 1e9);
     if (err instanceof SidecarUnavailableError) return { ok: false, returnCode: CONNACK.SERVER_UNAVAILABLE, reason: 'sidecar_unavailable' };
     throw err;
+  } finally {
+    ctx.ledger.decided();
   }
   if (response.decision === 'denied') {
     const returnCode =
