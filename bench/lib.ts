@@ -1,8 +1,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const root = fileURLToPath(new URL('..', import.meta.url));
+
+/** With `--profile`, node arguments that make a process write V8 CPU profiles (open them in Chrome DevTools) to bench/profiles/<name>/. */
+export function profileArgs(name: string): string[] {
+  return process.argv.includes('--profile') ? ['--cpu-prof', `--cpu-prof-dir=${join(root, 'bench', 'profiles', name)}`] : [];
+}
 
 /** A child process speaking JSON lines on stdout (loadgen, plain Aedes, engine comparison). */
 export interface JsonChild {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ScopeGateClient } from '../client/index.ts';
 import type { Credentials, LoadgenConfig } from './loadgen.ts';
-import { cpuPreciseMsOf, percentile, round, sleep, spawnJson, type JsonChild } from './lib.ts';
+import { cpuPreciseMsOf, percentile, profileArgs, round, sleep, spawnJson, type JsonChild } from './lib.ts';
 import { buildPubSubWorld, runPubSub } from './mqtt-scenarios.ts';
 import { startScopeGate, type SystemUnderTest } from './system.ts';
 
@@ -63,7 +63,7 @@ interface World {
 }
 
 export async function runWriteCost(o: WriteCostOptions) {
-  const sut = await startScopeGate();
+  const sut = await startScopeGate({}, profileArgs('write-cost-broker'), profileArgs('write-cost-sidecar'));
   const holders: JsonChild[] = [];
   const dir = mkdtempSync(join(tmpdir(), 'sg-writecost-'));
   try {
@@ -100,24 +100,28 @@ export async function runWriteCost(o: WriteCostOptions) {
       o.log(`write cost: ${held} held (${connected} more connected, ${failed} failed)`);
       await sleep(2_000);
 
-      // The idle rate (change-feed heartbeats, timers) is taken before and after the writes; the lower counts.
-      const idleBefore = await measure(sut, o.phaseMs, async () => undefined);
-      const runs: Array<{ kind: Kind; m: Awaited<ReturnType<typeof measure>>; latencies: Latencies }> = [];
+      // Each kind's window is paired with idle windows right before and after it (change-feed heartbeats,
+      // keepalives, timers); the lower idle rate is subtracted. With 10,000 held the idle rate itself moves by
+      // more than a cheap write costs, so a window is measured next to its own idle, not to one taken minutes
+      // earlier.
+      const rate = (m: { brokerCpuMs: number; sidecarCpuMs: number; wallMs: number }) => ({ broker: m.brokerCpuMs / m.wallMs, sidecar: m.sidecarCpuMs / m.wallMs });
+      const perKind: Record<string, unknown> = {};
+      const idleRates: Array<ReturnType<typeof rate>> = [];
+      let idleBefore = await measure(sut, o.phaseMs, async () => undefined);
       for (const kind of KINDS) {
         const latencies = newLatencies();
-        runs.push({ kind, latencies, m: await measure(sut, o.phaseMs, () => drive(state, [kind], o.ratePerKind, o.phaseMs, latencies)) });
-      }
-      const idleAfter = await measure(sut, o.phaseMs, async () => undefined);
-      const rate = (m: { brokerCpuMs: number; sidecarCpuMs: number; wallMs: number }) => ({ broker: m.brokerCpuMs / m.wallMs, sidecar: m.sidecarCpuMs / m.wallMs });
-      const idle = { broker: Math.min(rate(idleBefore).broker, rate(idleAfter).broker), sidecar: Math.min(rate(idleBefore).sidecar, rate(idleAfter).sidecar) };
-      const perKind: Record<string, unknown> = {};
-      for (const { kind, m, latencies } of runs) {
+        const m = await measure(sut, o.phaseMs, () => drive(state, [kind], o.ratePerKind, o.phaseMs, latencies));
+        const idleAfter = await measure(sut, o.phaseMs, async () => undefined);
+        const idle = { broker: Math.min(rate(idleBefore).broker, rate(idleAfter).broker), sidecar: Math.min(rate(idleBefore).sidecar, rate(idleAfter).sidecar) };
+        idleRates.push(idle);
+        idleBefore = idleAfter;
         const writes = m.writes[kind] ?? 0;
         const brokerUs = ((m.brokerCpuMs - idle.broker * m.wallMs) * 1000) / Math.max(1, writes);
         const sidecarUs = ((m.sidecarCpuMs - idle.sidecar * m.wallMs) * 1000) / Math.max(1, writes);
         perKind[kind] = { writes, brokerCpuUsPerWrite: round(brokerUs, 0), sidecarCpuUsPerWrite: round(sidecarUs, 0), totalCpuUsPerWrite: round(brokerUs + sidecarUs, 0), ...(kind === 'revocation' ? { revocation: summarize(latencies.sent), afterAnswer: summarize(latencies.answered) } : {}) };
-        o.log(`write cost at ${size}: ${kind}: ${writes} writes, broker ${round(brokerUs, 0)} µs + sidecar ${round(sidecarUs, 0)} µs per write${kind === 'revocation' ? `; revocation ${JSON.stringify(summarize(latencies.sent))}, after the answer ${JSON.stringify(summarize(latencies.answered))}` : ''}`);
+        o.log(`write cost at ${size}: ${kind}: ${writes} writes, broker ${round(brokerUs, 0)} µs + sidecar ${round(sidecarUs, 0)} µs per write (idle ${round(idle.broker * 100, 1)} % + ${round(idle.sidecar * 100, 1)} %)${kind === 'revocation' ? `; revocation ${JSON.stringify(summarize(latencies.sent))}, after the answer ${JSON.stringify(summarize(latencies.answered))}` : ''}`);
       }
+      const idle = { broker: Math.min(...idleRates.map((r) => r.broker)), sidecar: Math.min(...idleRates.map((r) => r.sidecar)) };
       bySize[String(size)] = { connected: size - failed, failed, idleCpuPercent: { broker: round(idle.broker * 100, 1), sidecar: round(idle.sidecar * 100, 1) }, perKind };
 
       if (size === max) loaded = await underLoad(sut, state, o);

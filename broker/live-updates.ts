@@ -159,6 +159,7 @@ export class LiveUpdates extends EventEmitter<{ refreshed: [string[]] }> {
       return;
     }
     this.history.record(parsed);
+    this.closeRevoked(parsed);
     this.enqueue(parsed.all ? this.o.registry.allActors() : this.o.registry.actorsDependingOn(parsed.inputs));
     if (parsed.spaces?.length || parsed.deletedActors?.length) this.afterRefresh(parsed);
   }
@@ -176,6 +177,22 @@ export class LiveUpdates extends EventEmitter<{ refreshed: [string[]] }> {
         .then(() => onRemoved(event))
         .catch((err: unknown) => this.o.logger.warn({ err: (err as Error).message, seq: event.seq }, 'could not remove what a deleted or moved scope left'));
     });
+  }
+
+  /**
+   * Sessions of actors the change disabled or deleted are closed now, not after a refresh: the refresh queue
+   * is one call at a time, and a revocation behind a refresh of many grants waited for it. Only sessions whose
+   * grant is older than the change: one decided after it (the actor enabled again since) stays. A session
+   * still in its CONNECT phase (`client.connecting`, Aedes' public flag) is left to the refresh the change's
+   * `actor:` input queues, so that no connection is cut between its decision and its CONNACK.
+   */
+  private closeRevoked(event: BrokerChangeEvent): void {
+    for (const actorId of [...(event.disabledActors ?? []), ...(event.deletedActors ?? [])]) {
+      for (const client of this.o.registry.clientsOf(actorId)) {
+        const grant = stateOf(client)?.grant;
+        if (grant && grant.revision < event.seq && !client.connecting) this.o.sessions.close(client, 'revoked');
+      }
+    }
   }
 
   /** Queues actors for a refresh; the refresh starts on the next turn, so events read together go together. */

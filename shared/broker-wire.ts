@@ -150,6 +150,8 @@ export const changeEventSchema = z.object({
   spaces: z.array(topicSpaceChangeSchema).optional(),
   /** Actors the change deleted: the broker removes their stored sessions (subscriptions and queues). */
   deletedActors: z.array(z.string()).optional(),
+  /** Actors the change disabled: the broker closes their sessions of grants older than the change at once. */
+  disabledActors: z.array(z.string()).optional(),
 });
 export type BrokerChangeEvent = z.infer<typeof changeEventSchema>;
 

@@ -47,6 +47,17 @@ export function inputsOfChange(model: PolicyModel, event: Pick<ChangeEvent, 'put
 }
 
 /**
+ * Actors a change disabled: the broker closes their sessions as soon as it reads the change, without
+ * re-fetching a grant it already knows is gone (a revocation is then not queued behind other refreshes).
+ * Their `actor:` input is named too, so a broker that ignores this list still re-decides them.
+ */
+export function actorsDisabledBy(event: Pick<ChangeEvent, 'puts'>): string[] {
+  const out: string[] = [];
+  for (const r of event.puts) if (r.kind === 'actor' && r.disabled) out.push(r.id);
+  return out;
+}
+
+/**
  * Inputs of one written record. `old` is the version it replaced (or, for a delete, the record itself); a
  * record created afresh that nothing can refer to yet (a role, a permission) names nothing.
  */

@@ -17,7 +17,7 @@ import {
   type SessionGrant,
 } from '../../shared/broker-wire.ts';
 import { jwks } from '../credentials/signing-keys.ts';
-import { inputsOfChange } from '../engine/grant-inputs.ts';
+import { actorsDisabledBy, inputsOfChange } from '../engine/grant-inputs.ts';
 import { topicSpacesOfChange } from '../engine/topic-spaces.ts';
 import { sessionGrantFor } from '../engine/session-grant.ts';
 import { authenticateBroker } from '../http/auth.ts';
@@ -119,12 +119,14 @@ export function brokerRoutes(ctx: SidecarContext, options: BrokerRouteOptions): 
 /** A committed change as the broker hears it: the grant inputs it wrote (none for most writes). */
 export function toBrokerEvent(model: PolicyModel, e: ChangeEvent, displaced: ReadonlyMap<string, StoredRecord>): BrokerChangeEvent {
   const { spaces, deletedActors } = topicSpacesOfChange(model, e, displaced);
+  const disabledActors = actorsDisabledBy(e);
   return {
     seq: e.seq,
     inputs: inputsOfChange(model, e, displaced),
     all: false,
     ...(spaces.length > 0 ? { spaces } : {}),
     ...(deletedActors.length > 0 ? { deletedActors } : {}),
+    ...(disabledActors.length > 0 ? { disabledActors } : {}),
   };
 }
 

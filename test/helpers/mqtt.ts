@@ -27,7 +27,11 @@ export function connect(url: string, username: string, password: string, options
     const waiters: Array<{ predicate: (m: Received) => boolean; resolve: (m: Received) => void }> = [];
     let closeResolve!: () => void;
     const closed = new Promise<void>((r) => (closeResolve = r));
-    client.on('close', () => closeResolve());
+    // Closed before CONNACK (a server may cut a connection it decided against): fail now, not at a timeout.
+    client.on('close', () => {
+      closeResolve();
+      reject(new Error('connection closed before CONNACK'));
+    });
     client.on('message', (topic, payload, packet) => {
       const m = { topic, payload: payload.toString(), retain: packet.retain, qos: packet.qos };
       messages.push(m);
