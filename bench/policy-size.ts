@@ -7,7 +7,7 @@
  * audit stream).
  */
 import { RedisPolicyStore, createRedisClient } from '../authz-sidecar/store/redis-policy-store.ts';
-import { startRedis } from '../test/helpers/redis-server.ts';
+import { startRedis } from '../scripts/redis-server.ts';
 import { buildActorWorld } from './engine-bench.ts';
 
 const actors = Number(process.argv[2] ?? 100_000);

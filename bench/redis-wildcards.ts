@@ -6,9 +6,9 @@
  * and the median of each counts, so drift on a shared machine does not decide the ratio.
  */
 import mqtt, { type MqttClient } from 'mqtt';
-import { startBrokerProcess, startSidecarProcess } from '../test/helpers/processes.ts';
-import { startRedis } from '../test/helpers/redis-server.ts';
-import { createActor, createProject } from '../test/helpers/system.ts';
+import { startBrokerProcess, startSidecarProcess } from '../scripts/processes.ts';
+import { startRedis } from '../scripts/redis-server.ts';
+import { createActor, createProject } from '../scripts/world.ts';
 import { ScopeGateClient } from '../client/index.ts';
 import { ADMIN_TOKEN, BROKER_TOKEN } from './system.ts';
 import { sleep } from './lib.ts';

@@ -796,8 +796,9 @@ describe('load with churn', () => {
     expect(stats.revokes).toBeGreaterThan(0);
     expect(stats.acked).toBeGreaterThan(0);
     expect(registryEmpty).toBe(true);
-    // Memory is bounded: no growth once the clients are gone (10 % allocator noise), and the run's later part
-    // does not keep growing.
+    // A runaway guard only: RSS rarely shrinks, so these catch a leak of the size of the load (tens of MiB),
+    // not a small one. What an ended session leaves behind is bounded exactly, with forced GC, in
+    // test/broker-session-memory.test.ts (< 256 bytes per session).
     expect(rssAfterDisconnect).toBeLessThanOrEqual(peak * 1.1);
     expect(rssAfterRun).toBeLessThan(third * 1.5 + 64);
   });

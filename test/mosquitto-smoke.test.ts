@@ -83,9 +83,15 @@ describe('npm start + mosquitto clients', () => {
     );
     expect(received).toContain('demo/chat/messages hello from acme');
 
-    const beta = await shell(betaPub!);
+    // Beta's publish at QoS 1: mosquitto_pub exits once the broker acknowledged (and routed) it. Then a
+    // sentinel from acme: once it has arrived, beta's message would have arrived before it if it were
+    // delivered at all, since the broker routes them in that order to the same subscriber.
+    const beta = await shell(`${betaPub!} -q 1`);
     expect(beta.code).toBe(0);
-    await new Promise((r) => setTimeout(r, 500));
+    const sentinel = acmePub!.replace('hello from acme', 'sentinel after beta').replace('-i acme-pub', '-i acme-sentinel');
+    expect(sentinel).not.toBe(acmePub);
+    expect((await shell(`${sentinel} -q 1`)).code).toBe(0);
+    await waitFor(() => received.includes('sentinel after beta'), 10_000, () => received);
     expect(received).not.toContain('hello from beta');
   });
 

@@ -1,13 +1,2 @@
-import { createServer } from 'node:net';
-
-/** A TCP port that was free a moment ago (for programs that need a port number up front, like `npm start`). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+/** The same helper as the bench and npm-start tests use (scripts/free-port.ts). */
+export * from '../../scripts/free-port.ts';
