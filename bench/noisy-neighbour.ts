@@ -9,7 +9,7 @@
  * rate would drop QoS 0 instead, but every dropped packet is still read and parsed).
  */
 import type { ScopeGateClient } from '../client/index.ts';
-import { round, sleep } from './lib.ts';
+import { profileArgs, round, sleep } from './lib.ts';
 import { buildPubSubWorld, runPubSub, type PubSubResult } from './mqtt-scenarios.ts';
 import { startScopeGate } from './system.ts';
 
@@ -36,7 +36,7 @@ const SLACK_LIMITS = {
 };
 
 export async function runNoisyNeighbour(settings: NoisySettings, log: (m: string) => void) {
-  const sut = await startScopeGate();
+  const sut = await startScopeGate({}, profileArgs('noisy-broker'));
   try {
     const quiet = await buildPubSubWorld(sut.sg, 'open', settings.pairs);
     const noisy = await buildPubSubWorld(sut.sg, 'open', NOISY_PAIRS);
