@@ -10,6 +10,7 @@ import {
   type ConnectRequest,
   type ConnectResponse,
   type RefreshResponse,
+  unpackRefresh,
 } from '../shared/broker-wire.ts';
 
 /** The sidecar could not be asked (down, timed out, answered 5xx or nonsense): the broker fails closed. */
@@ -95,7 +96,9 @@ export class SidecarClient {
 
   async refresh(actorIds: string[], delegated: { actorId: string; onBehalfOf: string }[] = []): Promise<RefreshResponse> {
     const body = delegated.length > 0 ? { actorIds, delegated } : { actorIds };
-    return validated(refreshResponseSchema, await this.post('/v1/broker/sessions', body), 'sessions');
+    const answer = unpackRefresh(validated(refreshResponseSchema, await this.post('/v1/broker/sessions', body), 'sessions'));
+    if (!answer) throw new SidecarUnavailableError('sessions: a grant refers to an entry its answer does not hold');
+    return answer;
   }
 
   /** Opens the change feed (text/event-stream); the caller reads and closes it. */

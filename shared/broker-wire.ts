@@ -8,7 +8,7 @@
  * decision cache and refreshes it when the change feed says the actor's tenant changed.
  */
 import { z } from 'zod';
-import { effectiveLimitsSchema } from './limits.ts';
+import { effectiveLimitsSchema, type EffectiveLimits } from './limits.ts';
 
 /** A permission field set (maxQos, retain, maxPayloadBytes) with every field resolved. */
 const resolvedConstraintSchema = z.object({
@@ -112,17 +112,82 @@ export const refreshRequestSchema = z.object({
   /** Delegated sessions of these actors, each re-decided with its principal (answered under `delegatedKey`). */
   delegated: z.array(z.object({ actorId: z.string(), onBehalfOf: z.string() })).max(10_000).optional(),
 });
+/**
+ * A grant in a refresh answer: `apps` and `limits` are indexes into the answer's tables. The sessions of one
+ * access scope mostly share both, and each distinct value is then sent, parsed and validated once (a change
+ * at one scope re-decides all its sessions; validating each grant whole was ~40 % of the broker's cost).
+ */
+export const packedGrantSchema = sessionGrantSchema.omit({ apps: true, limits: true }).extend({
+  apps: z.number().int().nonnegative(),
+  limits: z.number().int().nonnegative(),
+});
+export type PackedGrant = z.infer<typeof packedGrantSchema>;
+
 export const refreshResponseSchema = z.object({
   revision: z.number(),
-  sessions: z.record(z.string(), sessionGrantSchema.nullable()),
-  delegated: z.record(z.string(), sessionGrantSchema.nullable()).optional(),
+  /** Distinct app grant lists and limits of the grants below, referred to by index. */
+  apps: z.array(z.array(appGrantSchema)),
+  limits: z.array(effectiveLimitsSchema),
+  sessions: z.record(z.string(), packedGrantSchema.nullable()),
+  delegated: z.record(z.string(), packedGrantSchema.nullable()).optional(),
 });
 
 /** Key of a delegated session in a refresh answer. */
 export function delegatedKey(actorId: string, onBehalfOf: string): string {
   return `${actorId} ${onBehalfOf}`;
 }
-export type RefreshResponse = z.infer<typeof refreshResponseSchema>;
+export type RefreshWire = z.infer<typeof refreshResponseSchema>;
+
+/** A refresh answer with every grant whole again (grants of one table entry share its objects: read-only). */
+export interface RefreshResponse {
+  revision: number;
+  sessions: Record<string, SessionGrant | null>;
+  delegated?: Record<string, SessionGrant | null>;
+}
+
+/** Sidecar side: the answer for `sessions` and `delegated`, each distinct apps list and limits sent once. */
+export function packRefresh(revision: number, sessions: Record<string, SessionGrant | null>, delegated?: Record<string, SessionGrant | null>): RefreshWire {
+  const apps: AppGrant[][] = [];
+  const limits: EffectiveLimits[] = [];
+  const appIndex = new Map<string, number>();
+  const limitIndex = new Map<string, number>();
+  const indexOf = <T>(value: T, table: T[], index: Map<string, number>) => {
+    const key = JSON.stringify(value);
+    let i = index.get(key);
+    if (i === undefined) index.set(key, (i = table.push(value) - 1));
+    return i;
+  };
+  const pack = (grants: Record<string, SessionGrant | null>) => {
+    const out: Record<string, PackedGrant | null> = {};
+    for (const [key, g] of Object.entries(grants)) out[key] = g === null ? null : { ...g, apps: indexOf(g.apps, apps, appIndex), limits: indexOf(g.limits, limits, limitIndex) };
+    return out;
+  };
+  const packedSessions = pack(sessions);
+  const packedDelegated = delegated ? pack(delegated) : undefined;
+  return { revision, apps, limits, sessions: packedSessions, ...(packedDelegated ? { delegated: packedDelegated } : {}) };
+}
+
+/** Broker side: the grants whole again, or null when an index points outside its table (a malformed answer). */
+export function unpackRefresh(wire: RefreshWire): RefreshResponse | null {
+  let bad = false;
+  const unpack = (grants: Record<string, PackedGrant | null>) => {
+    const out: Record<string, SessionGrant | null> = {};
+    for (const [key, g] of Object.entries(grants)) {
+      if (g === null) {
+        out[key] = null;
+        continue;
+      }
+      const apps = wire.apps[g.apps];
+      const limits = wire.limits[g.limits];
+      if (!apps || !limits) bad = true;
+      else out[key] = { ...g, apps, limits };
+    }
+    return out;
+  };
+  const sessions = unpack(wire.sessions);
+  const delegated = wire.delegated ? unpack(wire.delegated) : undefined;
+  return bad ? null : { revision: wire.revision, sessions, ...(delegated ? { delegated } : {}) };
+}
 
 /**
  * Change feed (`GET /v1/broker/changes`, text/event-stream): one `change` event per committed store change,

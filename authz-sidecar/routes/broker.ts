@@ -13,6 +13,7 @@ import {
   type LedgerReport,
   type LedgerReportResponse,
   delegatedKey,
+  packRefresh,
   type BrokerChangeEvent,
   type SessionGrant,
 } from '../../shared/broker-wire.ts';
@@ -78,7 +79,7 @@ export function brokerRoutes(ctx: SidecarContext, options: BrokerRouteOptions): 
     const nowMs = ctx.clock().getTime();
     const onBehalf: Record<string, SessionGrant | null> = {};
     for (const d of delegated ?? []) onBehalf[delegatedKey(d.actorId, d.onBehalfOf)] = sessionGrantFor(model(), d.actorId, null, { principalSubjectId: d.onBehalfOf, nowMs });
-    res.json({ revision: ctx.replica.seq, sessions, ...(delegated ? { delegated: onBehalf } : {}) });
+    res.json(packRefresh(ctx.replica.seq, sessions, delegated ? onBehalf : undefined));
   });
 
   ctx.routes.add({ method: 'post', path: '/broker/ledger', tag: 'broker', summary: 'Report session events to the live session ledger and renew the broker lease (BROKER_TOKEN)', body: ledgerReportSchema, response: ledgerReportResponseSchema });
