@@ -197,7 +197,7 @@ export class LiveUpdates extends EventEmitter<{ refreshed: [string[]] }> {
 
   /** Queues actors for a refresh; the refresh starts on the next turn, so events read together go together. */
   private enqueue(actorIds: string[]): void {
-    for (const a of actorIds) if (this.o.registry.clientsOf(a).length > 0) this.pending.add(a);
+    for (const a of actorIds) if (this.o.registry.hasClients(a)) this.pending.add(a);
     if (this.pending.size === 0 || this.running || this.scheduled) return;
     this.scheduled = true;
     setImmediate(() => {
@@ -220,7 +220,7 @@ export class LiveUpdates extends EventEmitter<{ refreshed: [string[]] }> {
         // Delegated sessions are re-decided with their principal (the intersection of both sides).
         const delegated = new Map<string, { actorId: string; onBehalfOf: string }>();
         for (const actorId of batch) {
-          for (const client of this.o.registry.clientsOf(actorId)) {
+          for (const client of this.o.registry.liveClientsOf(actorId)) {
             const onBehalfOf = stateOf(client)?.grant.onBehalfOf;
             if (onBehalfOf) delegated.set(delegatedKey(actorId, onBehalfOf), { actorId, onBehalfOf });
           }

@@ -5,6 +5,8 @@ import type { SessionState } from './session-state.ts';
 const STATE = Symbol('scopegate.session');
 type WithState = Client & { [STATE]?: SessionState };
 
+const NO_CLIENTS: ReadonlySet<Client> = new Set();
+
 /** Adds the (empty) state slot when the client first appears, so every client object has one shape. */
 export function initStateSlot(client: Client): void {
   (client as WithState)[STATE] = undefined;
@@ -68,8 +70,19 @@ export class SessionRegistry {
     return [...out];
   }
 
+  /** The actor's connected clients, copied (safe to close them while iterating). */
   clientsOf(actorId: string): Client[] {
     return [...(this.byActor.get(actorId) ?? [])];
+  }
+
+  /** Whether the actor has a connected session (no copy: asked for every actor a change names). */
+  hasClients(actorId: string): boolean {
+    return (this.byActor.get(actorId)?.size ?? 0) > 0;
+  }
+
+  /** The actor's connected clients, live: for reading only, not while sessions may be closed or re-indexed. */
+  liveClientsOf(actorId: string): ReadonlySet<Client> {
+    return this.byActor.get(actorId) ?? NO_CLIENTS;
   }
 
   allActors(): string[] {

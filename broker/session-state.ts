@@ -35,11 +35,22 @@ export type Refusal = TopicDecisionRefusal | { refused: 'bad_share' };
 /** Subscriptions refused before Aedes sees them are renamed to this: it matches nothing a client can publish. */
 export const REFUSED_FILTER = '$scopegate/refused';
 
+/**
+ * Apps by slug, one map per apps list: the grants of one refresh answer share their apps lists (see
+ * unpackRefresh), so the sessions of a scope re-decided together share one map too.
+ */
+const appMaps = new WeakMap<readonly AppGrant[], ReadonlyMap<string, AppGrant>>();
+function appsBySlug(apps: readonly AppGrant[]): ReadonlyMap<string, AppGrant> {
+  let map = appMaps.get(apps);
+  if (!map) appMaps.set(apps, (map = new Map(apps.map((a) => [a.slug, a]))));
+  return map;
+}
+
 export function sessionStateFor(grant: SessionGrant, cacheSize: number, limits: SessionLimitState | null = null): SessionState {
   const state: { -readonly [K in keyof SessionState]: SessionState[K] } = {
     grant,
     view: { mount: grant.mount, namespace: grant.namespace },
-    apps: new Map(grant.apps.map((a) => [a.slug, a])),
+    apps: appsBySlug(grant.apps),
     publishDecisions: undefined as unknown as SessionState['publishDecisions'],
     forwardDecisions: undefined as unknown as SessionState['forwardDecisions'],
     reserve: reserveFor({ mount: grant.mount, namespace: grant.namespace }),
