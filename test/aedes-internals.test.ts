@@ -269,6 +269,23 @@ describe('boundEmitterRecursion', () => {
   });
 });
 
+describe('limitPacketSize', () => {
+  it('a PUBLISH declaring more than MQTT_MAX_PACKET_BYTES closes the connection as soon as its header is read; others are unaffected', async () => {
+    const raw = await rawSession(sys.broker.broker.tcpPort, alice2, uniq('huge'));
+    const closed = new Promise<void>((r) => raw.once('close', () => r()));
+    // A PUBLISH header declaring 64 MiB of remaining length (0xff 0xff 0xff 0x1f), and only a few bytes of
+    // it: the broker must not wait for (or buffer) the rest before refusing it.
+    raw.write(Buffer.from([0x30, 0xff, 0xff, 0xff, 0x1f, 0x00, 0x03, 0x61, 0x2f, 0x62]));
+    await closed;
+    expect(raw.destroyed).toBe(true);
+    const probe = await open(sys.url, backend);
+    await probe.subscribe('my-app/after-huge', 0);
+    await probe.publish('my-app/after-huge', 'fine');
+    expect((await probe.next((m) => m.topic === 'my-app/after-huge')).payload).toBe('fine');
+    await probe.end();
+  });
+});
+
 describe('neverWaitForDrain', () => {
   it('writes of one loop turn leave in one writev; a full buffer never makes a write report back-pressure', async () => {
     const { Writable } = await import('node:stream');
