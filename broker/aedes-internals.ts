@@ -260,16 +260,17 @@ export function forgetClientsClosedBeforeRegistration(aedes: Aedes): void {
  * of the event loop (microseconds when idle). Relies on: Node's Writable cork/uncork (net.Socket and the
  * WebSocket stream are both Writables).
  */
-export function neverWaitForDrain(conn: { write: (...args: never[]) => boolean; cork(): void; uncork(): void }): void {
+export function neverWaitForDrain(conn: { write: (...args: never[]) => boolean; cork(): void; uncork(): void; writableLength?: number }): void {
   const write = conn.write.bind(conn) as (...args: never[]) => boolean;
-  let corked = false;
+  const gathered = conn as unknown as Gathered;
+  gathered[BACKLOG_AT_CORK] = -1;
   const uncork = () => {
-    corked = false;
+    gathered[BACKLOG_AT_CORK] = -1;
     conn.uncork();
   };
   conn.write = (...args: never[]) => {
-    if (!corked) {
-      corked = true;
+    if (gathered[BACKLOG_AT_CORK] < 0) {
+      gathered[BACKLOG_AT_CORK] = conn.writableLength ?? 0;
       conn.cork();
       setImmediate(uncork);
     }
@@ -278,9 +279,20 @@ export function neverWaitForDrain(conn: { write: (...args: never[]) => boolean; 
   };
 }
 
-/** Bytes written to the client's connection and not yet flushed to the network (its outgoing buffer). */
+/** While a connection is corked: what its buffer held when the turn began (see outgoingBytes); else -1. */
+const BACKLOG_AT_CORK = Symbol('scopegate.backlogAtCork');
+type Gathered = { [BACKLOG_AT_CORK]: number };
+
+/**
+ * Bytes written to the client's connection that the network has not taken (its outgoing buffer), not counting
+ * what this turn of the event loop gathered: those are not sent yet (neverWaitForDrain), which says nothing
+ * about the client being slow. Without that, a fast subscriber sent 100 messages of 10 KiB in one turn looked
+ * like a full 1 MiB buffer.
+ */
 export function outgoingBytes(client: Client): number {
-  return (client.conn as { writableLength?: number }).writableLength ?? 0;
+  const conn = client.conn as unknown as Partial<Gathered> & { writableLength?: number };
+  const atCork = conn[BACKLOG_AT_CORK];
+  return atCork !== undefined && atCork >= 0 ? atCork : (conn.writableLength ?? 0);
 }
 
 /**

@@ -269,6 +269,32 @@ describe('boundEmitterRecursion', () => {
   });
 });
 
+describe('outgoingBytes with gathered writes', () => {
+  it("counts what the network has not taken from earlier turns, not what this turn gathered", async () => {
+    const { Writable } = await import('node:stream');
+    const { neverWaitForDrain, outgoingBytes } = await import('../broker/aedes-internals.ts');
+    const chunk = 'x'.repeat(10_240);
+    // A reader that takes everything at once, and one that never takes anything.
+    const fast = new Writable({ writev: (_chunks, cb) => cb(), write: (_c, _e, cb) => cb() });
+    const stuck = new Writable({ writev: () => undefined, write: () => undefined });
+    for (const conn of [fast, stuck]) neverWaitForDrain(conn);
+    const client = (conn: unknown) => ({ conn }) as never;
+    // One turn: 100 deliveries of 10 KiB to each (over the default 1 MiB bound), none of them sent yet.
+    for (let i = 0; i < 100; i++) {
+      fast.write(chunk);
+      stuck.write(chunk);
+    }
+    expect(outgoingBytes(client(fast))).toBe(0);
+    expect(outgoingBytes(client(stuck))).toBe(0);
+    await new Promise((r) => setImmediate(r));
+    // The next turn: the fast reader took it all; the stuck one still holds it, and is seen as full.
+    fast.write(chunk);
+    stuck.write(chunk);
+    expect(outgoingBytes(client(fast))).toBe(0);
+    expect(outgoingBytes(client(stuck))).toBe(100 * 10_240);
+  });
+});
+
 describe('limitPacketSize', () => {
   it('a PUBLISH declaring more than MQTT_MAX_PACKET_BYTES closes the connection as soon as its header is read; others are unaffected', async () => {
     const raw = await rawSession(sys.broker.broker.tcpPort, alice2, uniq('huge'));
