@@ -117,6 +117,21 @@ export function sessionLedgerContract(name: string, make: () => Promise<MadeLedg
       expect(await ledger.reserve(entry(3), [{ scopeId: 'scope_acme', max: 1 }], LEASE)).toEqual({ ok: true });
     });
 
+    it("answers each broker's own count through reservations, releases and a resync", async () => {
+      const { ledger, sibling } = m;
+      for (let i = 1; i <= 5; i++) await ledger.reserve(entry(i, { brokerId: i <= 3 ? 'broker-a' : 'broker-b' }), [], LEASE);
+      expect((await sibling.heartbeat('broker-a', LEASE)).sessions).toBe(3);
+      expect((await sibling.heartbeat('broker-b', LEASE)).sessions).toBe(2);
+      await sibling.release('sess_2');
+      await ledger.release('sess_2'); // released twice: counted once
+      await ledger.markConnected('sess_1');
+      expect((await ledger.heartbeat('broker-a', LEASE)).sessions).toBe(2);
+      // A resync replaces broker-b's sessions with its own list (one kept, one new, one dropped).
+      await sibling.sync('broker-b', [entry(4, { brokerId: 'broker-b' }), entry(9, { brokerId: 'broker-b' })], Number.POSITIVE_INFINITY, LEASE);
+      expect((await ledger.heartbeat('broker-b', LEASE)).sessions).toBe(2);
+      expect((await ledger.heartbeat('broker-a', LEASE)).sessions).toBe(2);
+    });
+
     it('marks sessions connected and keeps their subscriptions (client view)', async () => {
       const { ledger, sibling } = m;
       await ledger.reserve(entry(1), [], LEASE);

@@ -18,6 +18,8 @@ import {
 export class MemorySessionLedger implements SessionLedger {
   private readonly sessions = new Map<string, SessionEntry>();
   private readonly scopeCounts = new Map<string, number>();
+  /** Sessions per broker: a broker's every report asks for its count (no scan of every session). */
+  private readonly brokerCounts = new Map<string, number>();
   private readonly leases = new Map<string, number>();
   private readonly events = new EventEmitter();
 
@@ -58,9 +60,7 @@ export class MemorySessionLedger implements SessionLedger {
     this.sweep(now);
     const known = this.leases.has(brokerId);
     this.leases.set(brokerId, now + leaseMs);
-    let sessions = 0;
-    for (const e of this.sessions.values()) if (e.brokerId === brokerId) sessions++;
-    return { known, sessions };
+    return { known, sessions: this.brokerCounts.get(brokerId) ?? 0 };
   }
 
   async sync(brokerId: string, entries: readonly SessionEntry[], keepReservedSince: number, leaseMs: number): Promise<void> {
@@ -107,14 +107,20 @@ export class MemorySessionLedger implements SessionLedger {
   }
 
   private put(entry: SessionEntry): void {
+    // A session put again (the same id) replaces itself: its counts must not be taken twice.
+    this.remove(entry.sessionId);
     this.sessions.set(entry.sessionId, copy(entry));
     for (const s of entry.scopePath) this.scopeCounts.set(s, (this.scopeCounts.get(s) ?? 0) + 1);
+    this.brokerCounts.set(entry.brokerId, (this.brokerCounts.get(entry.brokerId) ?? 0) + 1);
   }
 
   private remove(sessionId: string): boolean {
     const e = this.sessions.get(sessionId);
     if (!e) return false;
     this.sessions.delete(sessionId);
+    const left = (this.brokerCounts.get(e.brokerId) ?? 0) - 1;
+    if (left > 0) this.brokerCounts.set(e.brokerId, left);
+    else this.brokerCounts.delete(e.brokerId);
     for (const s of e.scopePath) {
       const n = (this.scopeCounts.get(s) ?? 0) - 1;
       if (n > 0) this.scopeCounts.set(s, n);
