@@ -240,6 +240,10 @@ export function forgetClientsClosedBeforeRegistration(aedes: Aedes): void {
 // ---------------------------------------------------------------------------------------------------------
 // 6. Connection details.
 
+/** While a connection is corked: what its buffer held when the turn began (see outgoingBytes); else -1. */
+const BACKLOG_AT_CORK = Symbol('scopegate.backlogAtCork');
+type Gathered = { [BACKLOG_AT_CORK]: number };
+
 /**
  * Makes Aedes' writes to this connection never wait for 'drain', and gathers each loop turn's writes into one.
  *
@@ -279,9 +283,6 @@ export function neverWaitForDrain(conn: { write: (...args: never[]) => boolean; 
   };
 }
 
-/** While a connection is corked: what its buffer held when the turn began (see outgoingBytes); else -1. */
-const BACKLOG_AT_CORK = Symbol('scopegate.backlogAtCork');
-type Gathered = { [BACKLOG_AT_CORK]: number };
 
 /**
  * Bytes written to the client's connection that the network has not taken (its outgoing buffer), not counting
