@@ -119,8 +119,13 @@ describe('Sentinel: master SIGKILLed under load', () => {
     // The second replica follows the new master only once the sentinels reconfigured it and it resynced;
     // until then a write is answered 503 STORE_NOT_REPLICATED (REDIS_MIN_REPLICAS=1), as it should be.
     // On a loaded machine that outlasts the phase above, so wait for a write to be confirmed first.
-    const replicated = await pollUntil(async () => (await http('POST', `${sidecarA!.url}/v1/tenants`, ADMIN, { name: 'probe', slug: `probe-${Date.now()}`, kind: 'standard' })).status === 201, 30_000, 250);
-    expect(replicated, 'a write is confirmed by a replica of the new master').toBe(true);
+    let probe: unknown = null;
+    const replicated = await pollUntil(async () => {
+      const r = await http('POST', `${sidecarA!.url}/v1/tenants`, ADMIN, { name: 'probe', slug: `probe-${Date.now()}`, kind: 'standard' }, 15_000);
+      probe = { status: r.status, body: r.body };
+      return r.status === 201;
+    }, 60_000, 250);
+    expect(replicated, `a write is confirmed by a replica of the new master (last answer: ${JSON.stringify(probe)})`).toBe(true);
     const latencies: number[] = [];
     for (let i = 0; i < 5; i++) {
       const victim = await createActor(api, `victim-${i}`, scopeIds[0]!, [app.appId]);
