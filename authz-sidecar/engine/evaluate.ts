@@ -197,7 +197,7 @@ function* candidateGrants(
  * target, from the target up to the scope that defines the permission. At one scope, an override of the
  * role's use of the permission is more specific than one of the permission and wins.
  */
-export function decidingOverride(model: PolicyModel, at: PathIndex, c: Candidate) {
+export function decidingOverride(model: PolicyModel, at: PathIndex, c: Pick<Candidate, 'role' | 'permission' | 'permissionDepth'>) {
   for (let i = 0; i <= c.permissionDepth; i++) {
     const scope = at.path[i]!;
     const o =
@@ -315,19 +315,55 @@ export function allowedTopicPatterns(model: PolicyModel, subjectId: string, scop
 /**
  * The same patterns, each with the permission fields (maxQos, retain, maxPayloadBytes) it carries: when two
  * permissions allow the same pattern the more permissive fields win (permissions add up, as grants do).
+ *
+ * What a subject may do depends only on the roles it holds that are visible at the scope (through memberships
+ * on the path), not on which membership brings them: the rules are computed per role set and shared (until
+ * the next change) by every subject holding the same roles there, e.g. the actors of one access scope. The
+ * returned map is shared: read it, never change it.
  */
-export function allowedTopicRules(model: PolicyModel, subjectId: string, scopeId: string, action: string): Map<string, ResolvedConstraint> {
-  const out = new Map<string, ResolvedConstraint>();
+export function allowedTopicRules(model: PolicyModel, subjectId: string, scopeId: string, action: string): ReadonlyMap<string, ResolvedConstraint> {
   const subject = model.subject(subjectId);
-  if (!subject || (subject.kind === 'actor' && subject.disabled)) return out;
+  if (!subject || (subject.kind === 'actor' && subject.disabled)) return NO_RULES;
   const at = pathIndexOf(model, scopeId);
-  for (const c of candidateGrants(model, subjectId, at)) {
-    if (!wildcardFits(c.permission.action, action) || !wildcardFits(c.permission.resourceType, 'topic')) continue;
-    if (decidingOverride(model, at, c)?.state === 'disabled') continue;
-    const pattern = c.permission.resourcePattern === '*' ? '#' : c.permission.resourcePattern;
-    const constraint = constraintOf(c.permission);
-    const seen = out.get(pattern);
-    out.set(pattern, seen ? widerConstraint(seen, constraint) : constraint);
+  const roles = visibleRoles(model, subjectId, at);
+  if (roles.length === 0) return NO_RULES;
+  return model.memoPolicy(`topicRules\u0000${scopeId}\u0000${action}\u0000${roles.map((r) => r.id).join('\u0000')}`, () => topicRulesOf(model, roles, at, action));
+}
+
+const NO_RULES: ReadonlyMap<string, ResolvedConstraint> = new Map();
+
+/**
+ * The roles a subject holds that are visible at the target: through a membership on the path, defined on the
+ * path. In the order `candidateGrants` meets them, each once.
+ */
+function visibleRoles(model: PolicyModel, subjectId: string, at: PathIndex): RoleRecord[] {
+  const out: RoleRecord[] = [];
+  for (const membership of model.membershipsOf(subjectId)) {
+    if (!at.depth.has(membership.scopeId)) continue;
+    for (const assignment of model.referrersOf(membership.id, 'roleAssignment')) {
+      const role = model.get('role', assignment.roleId);
+      if (role && at.depth.has(role.scopeId) && !out.includes(role)) out.push(role);
+    }
+  }
+  return out;
+}
+
+/** The topic rules a set of roles allows at the target for `action`, after overrides. */
+function topicRulesOf(model: PolicyModel, roles: RoleRecord[], at: PathIndex, action: string): Map<string, ResolvedConstraint> {
+  const out = new Map<string, ResolvedConstraint>();
+  for (const role of roles) {
+    for (const link of model.referrersOf(role.id, 'rolePermission')) {
+      const permission = model.get('permission', link.permissionId);
+      if (!permission) continue;
+      const permissionDepth = at.depth.get(permission.scopeId);
+      if (permissionDepth === undefined) continue;
+      if (!wildcardFits(permission.action, action) || !wildcardFits(permission.resourceType, 'topic')) continue;
+      if (decidingOverride(model, at, { role, permission, permissionDepth })?.state === 'disabled') continue;
+      const pattern = permission.resourcePattern === '*' ? '#' : permission.resourcePattern;
+      const constraint = constraintOf(permission);
+      const seen = out.get(pattern);
+      out.set(pattern, seen ? widerConstraint(seen, constraint) : constraint);
+    }
   }
   return out;
 }

@@ -160,7 +160,18 @@ function narrowerConstraint(a: ResolvedConstraint, b: ResolvedConstraint): Resol
 }
 
 /** Rules narrowed to one app: its filters, and the permission fields of those that carry any. */
-function forApp(rules: Map<string, ResolvedConstraint>, slug: string): { filters: string[]; constraints?: Record<string, ResolvedConstraint> } {
+function forApp(rules: ReadonlyMap<string, ResolvedConstraint>, slug: string): Side {
+  // Rules are shared by the subjects holding the same roles (allowedTopicRules), and so is what they give
+  // each app: computed once per rules and app. The result is read-only (grants are serialised, not changed).
+  let perApp = forAppMemo.get(rules);
+  if (!perApp) forAppMemo.set(rules, (perApp = new Map()));
+  let side = perApp.get(slug);
+  if (!side) perApp.set(slug, (side = narrowToApp(rules, slug)));
+  return side;
+}
+const forAppMemo = new WeakMap<ReadonlyMap<string, ResolvedConstraint>, Map<string, Side>>();
+
+function narrowToApp(rules: ReadonlyMap<string, ResolvedConstraint>, slug: string): Side {
   const narrowed = new Map<string, ResolvedConstraint>();
   for (const [pattern, constraint] of rules) {
     for (const filter of restrictToApp(pattern, slug)) {

@@ -11,6 +11,9 @@ import {
 } from './records.ts';
 import { referencesOf } from './references.ts';
 
+/** At most this many policy-derived values are kept between changes (`memoPolicy`). */
+const POLICY_MEMO_MAX = 10_000;
+
 /**
  * The in-memory, indexed copy of the store that every decision is computed from. It is only ever changed by
  * applying a snapshot or change events from the store, so every sidecar replica converges on the same state.
@@ -32,6 +35,13 @@ export class PolicyModel {
   private readonly subjects = new Map<string, RecordOf<'user'> | RecordOf<'actor'>>();
   /** Derived values of the scope tree (e.g. evaluate's resolved paths), dropped when a scope or type changes. */
   private readonly treeMemo = new Map<string, unknown>();
+  /**
+   * Derived values of the whole policy (e.g. the topic rules a set of roles yields at a scope), dropped by
+   * every change. Sessions of one scope usually hold the same roles, so a refresh or a burst of CONNECTs
+   * computes their rules once instead of once per actor. Bounded: cleared when it reaches
+   * POLICY_MEMO_MAX entries (a burst over many distinct role sets recomputes, it never grows without end).
+   */
+  private readonly policyMemo = new Map<string, unknown>();
   /** scopeId → overrides defined at that scope, keyed for the engine's lookups. */
   private readonly permissionOverrides = new Map<string, Map<string, PermissionOverrideRecord>>();
   private readonly rolePermissionOverrides = new Map<string, Map<string, RolePermissionOverrideRecord>>();
@@ -48,6 +58,7 @@ export class PolicyModel {
     this.uniqueKeys.clear();
     this.partitionSeqs.clear();
     this.treeMemo.clear();
+    this.policyMemo.clear();
     for (const r of snapshot.records) this.insert(r);
     for (const [p, s] of Object.entries(snapshot.partitions)) this.partitionSeqs.set(p, s);
     this.seq = snapshot.seq;
@@ -71,6 +82,7 @@ export class PolicyModel {
     }
     for (const p of event.partitions) this.partitionSeqs.set(p, event.seq);
     this.seq = event.seq;
+    this.policyMemo.clear();
     return true;
   }
 
@@ -124,6 +136,20 @@ export class PolicyModel {
     if (value === undefined) {
       value = compute();
       this.treeMemo.set(key, value);
+    }
+    return value;
+  }
+
+  /**
+   * A value derived from any records, computed once until the next change. The value is shared by every
+   * caller until then: treat it as read-only.
+   */
+  memoPolicy<T>(key: string, compute: () => T): T {
+    let value = this.policyMemo.get(key) as T | undefined;
+    if (value === undefined) {
+      value = compute();
+      if (this.policyMemo.size >= POLICY_MEMO_MAX) this.policyMemo.clear();
+      this.policyMemo.set(key, value);
     }
     return value;
   }
