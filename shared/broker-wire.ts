@@ -113,21 +113,25 @@ export const refreshRequestSchema = z.object({
   delegated: z.array(z.object({ actorId: z.string(), onBehalfOf: z.string() })).max(10_000).optional(),
 });
 /**
- * A grant in a refresh answer: `apps` and `limits` are indexes into the answer's tables. The sessions of one
- * access scope mostly share both, and each distinct value is then sent, parsed and validated once (a change
- * at one scope re-decides all its sessions; validating each grant whole was ~40 % of the broker's cost).
+ * A grant in a refresh answer: `apps` and `limits` are indexes into the answer's tables, and `dependsOn` lists
+ * indexes into its `inputs` table. The sessions of one access scope mostly share their apps, limits and most
+ * of their inputs (the scopes, rules and limits of their path), and each distinct value is then sent, parsed
+ * and validated once (a change at one scope re-decides all its sessions; validating each grant whole was
+ * ~40 % of the broker's cost, and the inputs were most of the answer's bytes).
  */
-export const packedGrantSchema = sessionGrantSchema.omit({ apps: true, limits: true }).extend({
+export const packedGrantSchema = sessionGrantSchema.omit({ apps: true, limits: true, dependsOn: true }).extend({
   apps: z.number().int().nonnegative(),
   limits: z.number().int().nonnegative(),
+  dependsOn: z.array(z.number().int().nonnegative()),
 });
 export type PackedGrant = z.infer<typeof packedGrantSchema>;
 
 export const refreshResponseSchema = z.object({
   revision: z.number(),
-  /** Distinct app grant lists and limits of the grants below, referred to by index. */
+  /** Distinct app grant lists, limits and grant inputs of the grants below, referred to by index. */
   apps: z.array(z.array(appGrantSchema)),
   limits: z.array(effectiveLimitsSchema),
+  inputs: z.array(z.string()),
   sessions: z.record(z.string(), packedGrantSchema.nullable()),
   delegated: z.record(z.string(), packedGrantSchema.nullable()).optional(),
 });
@@ -145,26 +149,46 @@ export interface RefreshResponse {
   delegated?: Record<string, SessionGrant | null>;
 }
 
-/** Sidecar side: the answer for `sessions` and `delegated`, each distinct apps list and limits sent once. */
+/**
+ * Sidecar side: the answer for `sessions` and `delegated`, each distinct apps list, limits and input sent once.
+ * Lists and objects are told apart by identity first (the sidecar shares them between grants computed from
+ * the same rules), by content only the first time an object is met.
+ */
 export function packRefresh(revision: number, sessions: Record<string, SessionGrant | null>, delegated?: Record<string, SessionGrant | null>): RefreshWire {
   const apps: AppGrant[][] = [];
   const limits: EffectiveLimits[] = [];
+  const inputs: string[] = [];
   const appIndex = new Map<string, number>();
   const limitIndex = new Map<string, number>();
-  const indexOf = <T>(value: T, table: T[], index: Map<string, number>) => {
-    const key = JSON.stringify(value);
+  const inputIndex = new Map<string, number>();
+  const contentKeys = new WeakMap<object, string>();
+  const contentKey = (value: object) => {
+    let key = contentKeys.get(value);
+    if (key === undefined) contentKeys.set(value, (key = JSON.stringify(value)));
+    return key;
+  };
+  const indexOf = <T>(key: string, value: T, table: T[], index: Map<string, number>) => {
     let i = index.get(key);
     if (i === undefined) index.set(key, (i = table.push(value) - 1));
     return i;
   };
+  // An apps list is known by its app grants: two lists of the same objects are the same list.
+  const appsKey = (list: AppGrant[]) => (list.length === 1 ? contentKey(list[0]!) : list.map(contentKey).join('\u0000'));
   const pack = (grants: Record<string, SessionGrant | null>) => {
     const out: Record<string, PackedGrant | null> = {};
-    for (const [key, g] of Object.entries(grants)) out[key] = g === null ? null : { ...g, apps: indexOf(g.apps, apps, appIndex), limits: indexOf(g.limits, limits, limitIndex) };
+    for (const [key, g] of Object.entries(grants)) {
+      if (g === null) {
+        out[key] = null;
+        continue;
+      }
+      const dependsOn = g.dependsOn.map((input) => indexOf(input, input, inputs, inputIndex));
+      out[key] = { ...g, apps: indexOf(appsKey(g.apps), g.apps, apps, appIndex), limits: indexOf(contentKey(g.limits), g.limits, limits, limitIndex), dependsOn };
+    }
     return out;
   };
   const packedSessions = pack(sessions);
   const packedDelegated = delegated ? pack(delegated) : undefined;
-  return { revision, apps, limits, sessions: packedSessions, ...(packedDelegated ? { delegated: packedDelegated } : {}) };
+  return { revision, apps, limits, inputs, sessions: packedSessions, ...(packedDelegated ? { delegated: packedDelegated } : {}) };
 }
 
 /** Broker side: the grants whole again, or null when an index points outside its table (a malformed answer). */
@@ -179,8 +203,14 @@ export function unpackRefresh(wire: RefreshWire): RefreshResponse | null {
       }
       const apps = wire.apps[g.apps];
       const limits = wire.limits[g.limits];
+      const dependsOn: string[] = [];
+      for (const i of g.dependsOn) {
+        const input = wire.inputs[i];
+        if (input === undefined) bad = true;
+        else dependsOn.push(input);
+      }
       if (!apps || !limits) bad = true;
-      else out[key] = { ...g, apps, limits };
+      else out[key] = { ...g, apps, limits, dependsOn };
     }
     return out;
   };

@@ -1,5 +1,5 @@
 /**
- * The refresh answer (`POST /v1/broker/sessions`) sends each distinct apps list and limits once: the sessions of
+ * The refresh answer (`POST /v1/broker/sessions`) sends each distinct apps list, limits and grant input once: the sessions of
  * one access scope share them, and the broker validates each once instead of once per session. Packing and
  * unpacking give back the same grants; an answer whose index points outside its table is refused.
  */
@@ -40,11 +40,20 @@ describe('refresh answer: shared parts sent once', () => {
     expect(new Set(same.map((a) => wire.sessions[a.actorId]!.apps)).size).toBe(1);
     expect(wire.sessions[other.actorId]!.apps).not.toBe(wire.sessions[same[0]!.actorId]!.apps);
     expect(wire.sessions[disabled.actorId]).toBeNull();
+    // Grant inputs are sent once each: the devices of one scope share all but their own actor's.
+    expect(new Set(wire.inputs).size).toBe(wire.inputs.length);
+    const inputsOf = (id: string) => wire.sessions[id]!.dependsOn.map((i) => wire.inputs[i]);
+    expect(inputsOf(same[0]!.actorId)).toContain(`actor:${same[0]!.actorId}`);
+    expect(inputsOf(same[1]!.actorId)).not.toContain(`actor:${same[0]!.actorId}`);
+    const shared = (id: string) => inputsOf(id).filter((i) => !i!.startsWith('actor:'));
+    expect(shared(same[1]!.actorId)).toEqual(shared(same[0]!.actorId));
+    expect(wire.sessions[same[1]!.actorId]!.dependsOn.filter((i) => !wire.inputs[i]!.startsWith('actor:'))).toEqual(wire.sessions[same[0]!.actorId]!.dependsOn.filter((i) => !wire.inputs[i]!.startsWith('actor:')));
 
     const whole = unpackRefresh(wire)!;
     expect(whole.sessions[same[0]!.actorId]!.apps.map((a) => a.slug)).toEqual(['chat']);
     expect(whole.sessions[other.actorId]!.apps.map((a) => a.slug)).toEqual(['metrics']);
     expect(whole.sessions[other.actorId]!.actorId).toBe(other.actorId);
+    expect(whole.sessions[same[0]!.actorId]!.dependsOn).toEqual(inputsOf(same[0]!.actorId));
     // Packing what was unpacked gives the same answer back.
     expect(packRefresh(whole.revision, whole.sessions)).toEqual(wire);
   });
@@ -57,5 +66,6 @@ describe('refresh answer: shared parts sent once', () => {
     expect(unpackRefresh(wire)).not.toBeNull();
     expect(unpackRefresh({ ...wire, sessions: { [a.actorId]: { ...wire.sessions[a.actorId]!, apps: 5 } } })).toBeNull();
     expect(unpackRefresh({ ...wire, sessions: { [a.actorId]: { ...wire.sessions[a.actorId]!, limits: 1 } } })).toBeNull();
+    expect(unpackRefresh({ ...wire, sessions: { [a.actorId]: { ...wire.sessions[a.actorId]!, dependsOn: [wire.inputs.length] } } })).toBeNull();
   });
 });

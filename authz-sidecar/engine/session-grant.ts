@@ -45,16 +45,13 @@ export function sessionGrantFor(model: PolicyModel, actorId: string, expiresAt: 
       continue;
     }
     if (app.mode === 'open') {
-      const all = `${app.slug}/#`;
-      const settings = resolveConstraint(app.settings);
-      const constraints = isUnconstrained(settings) ? {} : { publishConstraints: { [all]: settings }, subscribeConstraints: { [all]: settings } };
-      apps.push({ appId: app.id, slug: app.slug, mode: 'open', publish: [all], subscribe: [all], ...constraints });
+      apps.push(openAppGrant(app));
       continue;
     }
     rbac = true;
     const publish = forApp(allowedTopicRules(model, actor.subjectId, decisionScope, 'publish'), app.slug);
     const subscribe = forApp(allowedTopicRules(model, actor.subjectId, decisionScope, 'subscribe'), app.slug);
-    apps.push(rbacAppGrant(app, publish, subscribe));
+    apps.push(sharedRbacAppGrant(app, publish, subscribe));
   }
   apps.sort((a, b) => (a.slug < b.slug ? -1 : 1));
   if (rbac) {
@@ -84,7 +81,7 @@ export function sessionGrantFor(model: PolicyModel, actorId: string, expiresAt: 
     expiresAt,
     revision: model.seq,
     dependsOn: [...dependsOn],
-    limits: grantLimitsAt(model, decisionScope),
+    limits: model.memoPolicy(`grantLimits\u0000${decisionScope}`, () => grantLimitsAt(model, decisionScope)),
     onBehalfOf: delegated?.principalSubjectId ?? null,
   };
 }
@@ -122,6 +119,36 @@ function delegatedApp(model: PolicyModel, actor: ActorRecord, app: AppRecord, de
   const publish = sides('publish');
   const subscribe = sides('subscribe');
   return rbacAppGrant(app, publish, subscribe);
+}
+
+/*
+ * App grants are shared by the sessions they are equal for (read-only: grants are serialised, never changed):
+ * an open app's by its record (a changed app is a new record), an rbac app's by its record and the two shared
+ * sides of its rules. Equal grants as the same object are what lets the refresh answer send them once without
+ * comparing their content each time (shared/broker-wire.ts packRefresh).
+ */
+const openAppGrants = new WeakMap<AppRecord, AppGrant>();
+const rbacAppGrants = new WeakMap<AppRecord, WeakMap<Side, WeakMap<Side, AppGrant>>>();
+
+function openAppGrant(app: AppRecord): AppGrant {
+  let grant = openAppGrants.get(app);
+  if (!grant) {
+    const all = `${app.slug}/#`;
+    const settings = resolveConstraint(app.settings);
+    const constraints = isUnconstrained(settings) ? {} : { publishConstraints: { [all]: settings }, subscribeConstraints: { [all]: settings } };
+    openAppGrants.set(app, (grant = { appId: app.id, slug: app.slug, mode: 'open', publish: [all], subscribe: [all], ...constraints }));
+  }
+  return grant;
+}
+
+function sharedRbacAppGrant(app: AppRecord, publish: Side, subscribe: Side): AppGrant {
+  let byPublish = rbacAppGrants.get(app);
+  if (!byPublish) rbacAppGrants.set(app, (byPublish = new WeakMap()));
+  let bySubscribe = byPublish.get(publish);
+  if (!bySubscribe) byPublish.set(publish, (bySubscribe = new WeakMap()));
+  let grant = bySubscribe.get(subscribe);
+  if (!grant) bySubscribe.set(subscribe, (grant = rbacAppGrant(app, publish, subscribe)));
+  return grant;
 }
 
 /** An rbac app's grant from its allowed publish and subscribe filters (with their permission fields, if any). */
