@@ -67,5 +67,9 @@ describe('refresh answer: shared parts sent once', () => {
     expect(unpackRefresh({ ...wire, sessions: { [a.actorId]: { ...wire.sessions[a.actorId]!, apps: 5 } } })).toBeNull();
     expect(unpackRefresh({ ...wire, sessions: { [a.actorId]: { ...wire.sessions[a.actorId]!, limits: 1 } } })).toBeNull();
     expect(unpackRefresh({ ...wire, sessions: { [a.actorId]: { ...wire.sessions[a.actorId]!, dependsOn: [wire.inputs.length] } } })).toBeNull();
+    expect(unpackRefresh({ ...wire, sessions: { [a.actorId]: { ...wire.sessions[a.actorId]!, dependsOn: [-1] } } })).toBeNull();
+    expect(unpackRefresh({ ...wire, sessions: { [a.actorId]: { ...wire.sessions[a.actorId]!, dependsOn: [0.5] } } })).toBeNull();
+    expect(unpackRefresh({ ...wire, sessions: { [a.actorId]: { ...wire.sessions[a.actorId]!, apps: -1 } } })).toBeNull();
+    expect(unpackRefresh({ ...wire, sessions: { [a.actorId]: { ...wire.sessions[a.actorId]!, limits: 0.5 } } })).toBeNull();
   });
 });
