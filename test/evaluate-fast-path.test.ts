@@ -1,5 +1,5 @@
 /**
- * `POST /v1/evaluate` and `POST /v1/broker/connect` are served by a handler in front of Express
+ * `POST /v1/evaluate`, `POST /v1/broker/connect` and `POST /v1/broker/sessions` are served by a handler in front of Express
  * (authz-sidecar/http/fast-routes.ts); anything with a query string still goes through the Express route.
  * Both must answer alike.
  */
@@ -93,6 +93,32 @@ describe('fast connect path and the Express route', () => {
     ];
     for (const [input, token, status, code] of cases) {
       const [fast, express] = await connect(input, token);
+      expect([fast.status, fast.body?.error?.code]).toEqual([status, code]);
+      expect([express.status, express.body?.error?.code]).toEqual([status, code]);
+    }
+  });
+});
+
+describe('fast refresh path and the Express route', () => {
+  const refresh = async (input: unknown, token = s.brokerToken) => [await s.api('POST', '/v1/broker/sessions', input, token), await s.api('POST', '/v1/broker/sessions?via=express', input, token)] as const;
+
+  it('give the same grants', async () => {
+    const [fast, express] = await refresh({ actorIds: [actor.actorId, 'act_nobody'] });
+    expect(fast.status).toBe(200);
+    expect(fast.body).toEqual(express.body);
+    expect(fast.body.sessions['act_nobody']).toBeNull();
+    expect(fast.body.sessions[actor.actorId].actorId).toBe(actor.actorId);
+  });
+
+  it('give the same errors', async () => {
+    const cases: Array<[unknown, string | undefined, number, string]> = [
+      ['{not json', undefined, 400, 'INVALID_JSON'],
+      [{ actorIds: 'act_x' }, undefined, 400, 'VALIDATION_FAILED'],
+      [{ actorIds: [actor.actorId] }, 'wrong-token', 401, 'UNAUTHENTICATED'],
+      [{ actorIds: [actor.actorId] }, s.adminToken, 401, 'UNAUTHENTICATED'],
+    ];
+    for (const [input, token, status, code] of cases) {
+      const [fast, express] = await refresh(input, token);
       expect([fast.status, fast.body?.error?.code]).toEqual([status, code]);
       expect([express.status, express.body?.error?.code]).toEqual([status, code]);
     }

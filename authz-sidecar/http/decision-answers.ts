@@ -1,11 +1,12 @@
 import type { Logger } from 'pino';
-import { connectBatchRequestSchema, connectRequestSchema, type ConnectBatchResult, type ConnectResponse } from '../../shared/broker-wire.ts';
+import { connectBatchRequestSchema, connectRequestSchema, delegatedKey, packRefresh, refreshRequestSchema, type ConnectBatchResult, type ConnectResponse, type RefreshWire, type SessionGrant } from '../../shared/broker-wire.ts';
 import type { Principal } from '../access/principal.ts';
 import type { LoginThrottle } from '../credentials/login-throttle.ts';
 import type { ExternalTokenVerifier } from '../credentials/trusted-issuer.ts';
 import { createConnectDecider, decideConnectBatch } from '../decisions/connect.ts';
 import { awaitFreshness, decideEvaluateRequest, evaluateRequestSchema, type EvaluateRequest } from '../decisions/evaluate-request.ts';
 import type { Decision } from '../engine/evaluate.ts';
+import { sessionGrantFor } from '../engine/session-grant.ts';
 import type { PolicyReplica } from '../model/replica.ts';
 import { parse } from './validate.ts';
 import type { SessionLedger } from '../ledger/session-ledger.ts';
@@ -33,6 +34,8 @@ export interface DecisionAnswers {
   connect(body: unknown, log: Logger): Promise<ConnectResponse>;
   /** POST /v1/broker/connect/batch */
   connectBatch(body: unknown, log: Logger): Promise<{ results: ConnectBatchResult[] }>;
+  /** POST /v1/broker/sessions: the live sessions of these actors re-decided (each delegated one with its principal). */
+  refresh(body: unknown): RefreshWire;
 }
 
 export function createDecisionAnswers(deps: DecisionAnswerDeps): DecisionAnswers {
@@ -63,6 +66,17 @@ export function createDecisionAnswers(deps: DecisionAnswerDeps): DecisionAnswers
         if (!('error' in r)) logConnect(log, requests[i]!.clientId, requests[i]!.username, r);
       });
       return { results };
+    },
+
+    refresh(body) {
+      const { actorIds, delegated } = parse(refreshRequestSchema, body, 'body');
+      const model = deps.replica.model;
+      const sessions: Record<string, SessionGrant | null> = {};
+      for (const id of actorIds) sessions[id] = sessionGrantFor(model, id, null);
+      const nowMs = deps.clock().getTime();
+      const onBehalf: Record<string, SessionGrant | null> = {};
+      for (const d of delegated ?? []) onBehalf[delegatedKey(d.actorId, d.onBehalfOf)] = sessionGrantFor(model, d.actorId, null, { principalSubjectId: d.onBehalfOf, nowMs });
+      return packRefresh(deps.replica.seq, sessions, delegated ? onBehalf : undefined);
     },
   };
 }

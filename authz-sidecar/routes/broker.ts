@@ -12,15 +12,11 @@ import {
   type DisconnectEvent,
   type LedgerReport,
   type LedgerReportResponse,
-  delegatedKey,
-  packRefresh,
   type BrokerChangeEvent,
-  type SessionGrant,
 } from '../../shared/broker-wire.ts';
 import { jwks } from '../credentials/signing-keys.ts';
 import { actorsDisabledBy, inputsOfChange } from '../engine/grant-inputs.ts';
 import { topicSpacesOfChange } from '../engine/topic-spaces.ts';
-import { sessionGrantFor } from '../engine/session-grant.ts';
 import { authenticateBroker } from '../http/auth.ts';
 import * as responses from '../http/responses.ts';
 import type { DecisionAnswers } from '../http/decision-answers.ts';
@@ -73,13 +69,7 @@ export function brokerRoutes(ctx: SidecarContext, options: BrokerRouteOptions): 
 
   ctx.routes.add({ method: 'post', path: '/broker/sessions', tag: 'broker', summary: 'Re-decide live sessions of actors (BROKER_TOKEN)', body: refreshRequestSchema, response: refreshResponseSchema });
   b.post('/sessions', (req, res) => {
-    const { actorIds, delegated } = parse(refreshRequestSchema, req.body, 'body');
-    const sessions: Record<string, SessionGrant | null> = {};
-    for (const id of actorIds) sessions[id] = sessionGrantFor(model(), id, null);
-    const nowMs = ctx.clock().getTime();
-    const onBehalf: Record<string, SessionGrant | null> = {};
-    for (const d of delegated ?? []) onBehalf[delegatedKey(d.actorId, d.onBehalfOf)] = sessionGrantFor(model(), d.actorId, null, { principalSubjectId: d.onBehalfOf, nowMs });
-    res.json(packRefresh(ctx.replica.seq, sessions, delegated ? onBehalf : undefined));
+    res.json(answers.refresh(req.body));
   });
 
   ctx.routes.add({ method: 'post', path: '/broker/ledger', tag: 'broker', summary: 'Report session events to the live session ledger and renew the broker lease (BROKER_TOKEN)', body: ledgerReportSchema, response: ledgerReportResponseSchema });
