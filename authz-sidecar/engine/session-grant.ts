@@ -24,12 +24,13 @@ export function sessionGrantFor(model: PolicyModel, actorId: string, expiresAt: 
   if (!actor || actor.disabled) return null;
   const project = model.get('project', actor.projectId);
   if (!project) return null;
-  const namespace = namespaceOf(model, actor, project.scopeId);
+  // Derived from the tree only: computed once per access scope until a scope changes.
+  const namespace = model.memoTree(`namespace\u0000${actor.accessScopeId ?? ''}\u0000${project.scopeId}`, () => namespaceOf(model, actor, project.scopeId));
   if (namespace === null) return null;
   const decisionScope = actor.accessScopeId ?? project.scopeId;
-  // What this grant reads, so that only a change to one of these re-decides the session (grant-inputs.ts).
-  const dependsOn = new Set([grantInput.actor(actor.id), grantInput.project(project.id)]);
-  for (const scope of namespaceScopes(model, actor.accessScopeId, project.scopeId)) dependsOn.add(grantInput.scope(scope));
+  // What this grant reads, so that only a change to one of these re-decides the session (grant-inputs.ts):
+  // the actor's own inputs here, those of its place in the tree (shared by its scope's sessions) below.
+  const dependsOn = new Set([grantInput.actor(actor.id)]);
   if (delegated && !activeDelegation(model, actor.id, delegated.principalSubjectId, delegated.nowMs)) return null;
 
   const apps: AppGrant[] = [];
@@ -55,19 +56,14 @@ export function sessionGrantFor(model: PolicyModel, actorId: string, expiresAt: 
   }
   apps.sort((a, b) => (a.slug < b.slug ? -1 : 1));
   if (rbac) {
-    // Topic permissions: the subject's memberships, and the roles, permissions and overrides on the decision
-    // path, whose extent depends on the types of the scopes walked.
+    // Topic permissions: the subject's memberships (and, below, the rules of the decision path).
     dependsOn.add(grantInput.subject(actor.subjectId));
     if (delegated) {
       dependsOn.add(grantInput.subject(delegated.principalSubjectId));
       const principalActor = model.subject(delegated.principalSubjectId);
       if (principalActor?.kind === 'actor') dependsOn.add(grantInput.actor(principalActor.id));
     }
-    for (const scope of resolvePath(model, decisionScope)) dependsOn.add(grantInput.scope(scope.id)).add(grantInput.rules(scope.id)).add(grantInput.scopeType(scope.typeId));
   }
-
-  // Limits: every scope from the decision scope up to the tenant sets its own (limits.ts).
-  for (const scope of model.ancestry(decisionScope)) dependsOn.add(grantInput.limits(scope.id));
 
   return {
     actorId: actor.id,
@@ -80,10 +76,29 @@ export function sessionGrantFor(model: PolicyModel, actorId: string, expiresAt: 
     apps,
     expiresAt,
     revision: model.seq,
-    dependsOn: [...dependsOn],
+    dependsOn: [...dependsOn, ...placeInputs(model, project, actor.accessScopeId, rbac)],
     limits: model.memoPolicy(`grantLimits\u0000${decisionScope}`, () => grantLimitsAt(model, decisionScope)),
     onBehalfOf: delegated?.principalSubjectId ?? null,
   };
+}
+
+/**
+ * The inputs a grant reads from the actor's place in the tree, the same for every session of an access scope
+ * (derived from the scope tree only: computed once per place until a scope or scope type changes, and shared
+ * as one list of the same strings): the project;
+ * the scopes that make the namespace; for topic permissions, the roles, permissions and overrides on the
+ * decision path, whose extent depends on the types of the scopes walked; and the limits of every scope from
+ * the decision scope up to the tenant (limits.ts).
+ */
+function placeInputs(model: PolicyModel, project: { id: string; scopeId: string }, accessScopeId: string | null, rbac: boolean): readonly string[] {
+  return model.memoTree(`placeInputs\u0000${project.id}\u0000${accessScopeId ?? ''}\u0000${rbac ? 'rbac' : 'open'}`, () => {
+    const decisionScope = accessScopeId ?? project.scopeId;
+    const out = new Set([grantInput.project(project.id)]);
+    for (const scope of namespaceScopes(model, accessScopeId, project.scopeId)) out.add(grantInput.scope(scope));
+    if (rbac) for (const scope of resolvePath(model, decisionScope)) out.add(grantInput.scope(scope.id)).add(grantInput.rules(scope.id)).add(grantInput.scopeType(scope.typeId));
+    for (const scope of model.ancestry(decisionScope)) out.add(grantInput.limits(scope.id));
+    return [...out];
+  });
 }
 
 /** A delegated session: the principal it acts for, and the time its delegation grant is checked at. */
