@@ -1,6 +1,7 @@
 /**
- * The refresh answer (`POST /v1/broker/sessions`) sends each distinct apps list, limits and grant input once: the sessions of
- * one access scope share them, and the broker validates each once instead of once per session. Packing and
+ * The refresh answer (`POST /v1/broker/sessions`) sends each distinct place, apps list, limits and grant input
+ * once: the sessions of one access scope share them, and the broker validates each once instead of once per
+ * session. Packing and
  * unpacking give back the same grants; an answer whose index points outside its table is refused.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -37,6 +38,8 @@ describe('refresh answer: shared parts sent once', () => {
     const wire = await refresh([...same.map((a) => a.actorId), other.actorId, disabled.actorId]);
     expect(wire.apps).toHaveLength(2);
     expect(wire.limits).toHaveLength(1);
+    expect(wire.places).toHaveLength(1);
+    expect(wire.places[0]).toMatchObject({ accessScopeId: scope, namespace: 'fleet' });
     expect(new Set(same.map((a) => wire.sessions[a.actorId]!.apps)).size).toBe(1);
     expect(wire.sessions[other.actorId]!.apps).not.toBe(wire.sessions[same[0]!.actorId]!.apps);
     expect(wire.sessions[disabled.actorId]).toBeNull();
@@ -70,6 +73,7 @@ describe('refresh answer: shared parts sent once', () => {
     expect(unpackRefresh({ ...wire, sessions: { [a.actorId]: { ...wire.sessions[a.actorId]!, dependsOn: [-1] } } })).toBeNull();
     expect(unpackRefresh({ ...wire, sessions: { [a.actorId]: { ...wire.sessions[a.actorId]!, dependsOn: [0.5] } } })).toBeNull();
     expect(unpackRefresh({ ...wire, sessions: { [a.actorId]: { ...wire.sessions[a.actorId]!, apps: -1 } } })).toBeNull();
+    expect(unpackRefresh({ ...wire, sessions: { [a.actorId]: { ...wire.sessions[a.actorId]!, place: 1 } } })).toBeNull();
     expect(unpackRefresh({ ...wire, sessions: { [a.actorId]: { ...wire.sessions[a.actorId]!, limits: 0.5 } } })).toBeNull();
   });
 });
