@@ -99,6 +99,19 @@ export function connectPacketOf(packet: unknown): ConnectPacketView {
   return packet as ConnectPacketView;
 }
 
+/**
+ * Drops the credentials from a CONNECT packet once its decision has read them. Why: mqtt-packet's parser keeps
+ * the CONNECT packet for the connection's whole life (`parser.settings = packet`, for the protocol version), so
+ * the password (a JWT: ~450 B of Buffer) and the username stayed in memory for as long as each connection was
+ * held. Relies on: Aedes reading `username` and `password` only to hand them to the authenticate hook
+ * (handlers/connect.js `authenticate`), and ScopeGate's authenticate ignoring them (the CONNECT was decided in
+ * preConnect). Assigned, not deleted: every CONNECT packet keeps one shape.
+ */
+export function forgetCredentials(packet: ConnectPacketView): void {
+  packet.username = undefined;
+  packet.password = undefined;
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // 2. SUBSCRIBE / UNSUBSCRIBE tap on the client's parser.
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { AuthenticateHandler, Client, PreConnectHandler } from 'aedes';
 import type { ConnectResponse } from '../../shared/broker-wire.ts';
-import { connectPacketOf, limitPacketSize, remoteAddressOf, type ConnectPacketView } from '../aedes-internals.ts';
+import { connectPacketOf, forgetCredentials, limitPacketSize, remoteAddressOf, type ConnectPacketView } from '../aedes-internals.ts';
 import { countLimitEvent } from '../limits/limit-counters.ts';
 import type { BrokerContext } from '../context.ts';
 import { SidecarUnavailableError } from '../sidecar-client.ts';
@@ -64,6 +64,7 @@ function prepareClient(ctx: BrokerContext, client: Client): void {
 async function decide(ctx: BrokerContext, client: Client, packet: ConnectPacketView): Promise<Outcome> {
   const username = typeof packet.username === 'string' ? packet.username : '';
   const password = Buffer.isBuffer(packet.password) ? packet.password.toString('utf8') : '';
+  forgetCredentials(packet);
   // In Redis mode every session needs persistence (wills, subscriptions, queues) at CONNECT.
   if (ctx.redisHealth && !ctx.redisHealth.up) return { ok: false, returnCode: CONNACK.SERVER_UNAVAILABLE, reason: 'redis_unavailable' };
   if (!packet.clean && !packet.clientId) return { ok: false, returnCode: CONNACK.IDENTIFIER_REJECTED, reason: 'empty_client_id_persistent' };
