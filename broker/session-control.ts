@@ -4,6 +4,7 @@ import type { SessionGrant } from '../shared/broker-wire.ts';
 import { toClient } from '../shared/topic.ts';
 import { discardWill, removeStoredSubscriptions, setWillTopic, subscriptionsOf, willTopicOf } from './aedes-internals.ts';
 import { systemClock, type BrokerClock } from './clock.ts';
+import { GrantInterner } from './grant-interner.ts';
 import type { BrokerMetrics } from './metrics.ts';
 import { updateHeld } from './hooks/rewrite-subscriptions.ts';
 import type { OfflineQueues } from './limits/offline-queues.ts';
@@ -25,6 +26,8 @@ export class SessionControl {
   private readonly startedAt = new WeakMap<Client, number>();
   /** Shared subscription groups (set by server.ts once Aedes exists): dropped member filters leave them. */
   shared: SharedGroups | null = null;
+  /** Equal grants of live sessions are one set of objects (held connections are most of the broker's memory). */
+  private readonly grants = new GrantInterner();
 
   constructor(
     private readonly registry: SessionRegistry,
@@ -38,8 +41,9 @@ export class SessionControl {
   ) {}
 
   /** A session was authorized at CONNECT. */
-  start(client: Client, grant: SessionGrant): void {
+  start(client: Client, decided: SessionGrant): void {
     this.startedAt.set(client, ++this.starts);
+    const grant = this.grants.intern(decided);
     const limits = this.limits.forSession(grant);
     this.registry.set(client, sessionStateFor(grant, this.cacheSize, limits));
     // Freed when the connection closes, also if that happens before Aedes registered the client (between
@@ -74,7 +78,7 @@ export class SessionControl {
     // Refreshed grants carry no credential expiry; the one from CONNECT still holds.
     // The limits too: a limit changed while connected applies to the next packet (pacing schedules kept).
     const limits = this.limits.forSession(fresh, old.limits ?? undefined);
-    const state = sessionStateFor({ ...fresh, expiresAt: old.grant.expiresAt }, this.cacheSize, limits);
+    const state = sessionStateFor(this.grants.intern({ ...fresh, expiresAt: old.grant.expiresAt }), this.cacheSize, limits);
     this.queues.sessionStarted(client.id, client.clean, limits.maxQueued, limits.counters);
     this.registry.set(client, state);
 
