@@ -45,10 +45,8 @@ export class SessionControl {
     this.startedAt.set(client, ++this.starts);
     const grant = this.grants.intern(decided);
     const limits = this.limits.forSession(grant);
+    // Freed by `ended` (the broker calls it when the connection closes, see hooks/connect.ts).
     this.registry.set(client, sessionStateFor(grant, this.cacheSize, limits));
-    // Freed when the connection closes, also if that happens before Aedes registered the client (between
-    // authenticate and CONNACK), when Aedes never reports the end with 'clientDisconnect'.
-    client.conn.once('close', () => this.ended(client));
     this.queues.sessionStarted(client.id, client.clean, limits.maxQueued, limits.counters);
     if (grant.expiresAt !== null) this.expiryTimers.set(client, this.clock.at(grant.expiresAt, () => this.close(client, 'token_expired')));
   }

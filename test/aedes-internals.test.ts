@@ -117,7 +117,7 @@ describe.each([0, 1])('touch points (%#: in-memory, Redis)', (i) => {
     await a.end();
   });
 
-  it('tapIncomingPackets: UNSUBSCRIBE with the client’s own filter removes the subscription', async () => {
+  it('incomingPacketTap: UNSUBSCRIBE with the client’s own filter removes the subscription', async () => {
     const c = await open(url(), alice);
     const p = await open(url(), alice2);
     await c.subscribe(['my-app/tap/x', 'my-app/tap/sentinel']);
@@ -315,7 +315,7 @@ describe('outgoingBytes with gathered writes', () => {
   });
 });
 
-describe('limitPacketSize', () => {
+describe('packetSizeLimit', () => {
   it('a PUBLISH declaring more than MQTT_MAX_PACKET_BYTES closes the connection as soon as its header is read; others are unaffected', async () => {
     const raw = await rawSession(sys.broker.broker.tcpPort, alice2, uniq('huge'));
     const closed = new Promise<void>((r) => raw.once('close', () => r()));
