@@ -75,8 +75,9 @@ export class SessionControl {
     if (!fresh) return this.close(client, 'revoked');
     // Refreshed grants carry no credential expiry; the one from CONNECT still holds.
     // The limits too: a limit changed while connected applies to the next packet (pacing schedules kept).
-    const limits = this.limits.forSession(fresh, old.limits ?? undefined);
-    const state = sessionStateFor(this.grants.intern({ ...fresh, expiresAt: old.grant.expiresAt }), this.cacheSize, limits);
+    const grant = this.grants.intern({ ...fresh, expiresAt: old.grant.expiresAt });
+    const limits = this.limits.forSession(grant, old.limits ?? undefined);
+    const state = sessionStateFor(grant, this.cacheSize, limits);
     this.queues.sessionStarted(client.id, client.clean, limits.maxQueued, limits.counters);
     this.registry.set(client, state);
 
