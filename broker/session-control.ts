@@ -19,8 +19,11 @@ import { decidePublish, decideSubscribe, isRefusal, sessionStateFor, subscriptio
  * closed, its will discarded), and token expiry (a session outlives no token).
  */
 export class SessionControl {
-  /** Cancels a session's expiry (see `start`). */
-  private readonly expiryTimers = new WeakMap<Client, () => void>();
+  /**
+   * Sessions by the expiry of their token (ms since the epoch), with the clock deadline that closes them: one
+   * deadline per distinct expiry, not a closure and a cancel function per session (~300 B of each held one).
+   */
+  private readonly expiries = new Map<number, { sessions: Set<Client>; cancel: () => void }>();
   /** How many sessions have started so far, and when (in that count) each one did. */
   private starts = 0;
   private readonly startedAt = new WeakMap<Client, number>();
@@ -48,14 +51,39 @@ export class SessionControl {
     // Freed by `ended` (the broker calls it when the connection closes, see hooks/connect.ts).
     this.registry.set(client, sessionStateFor(grant, this.cacheSize, limits));
     this.queues.sessionStarted(client.id, client.clean, limits.maxQueued, limits.counters);
-    if (grant.expiresAt !== null) this.expiryTimers.set(client, this.clock.at(grant.expiresAt, () => this.close(client, 'token_expired')));
+    if (grant.expiresAt !== null) this.expireAt(client, grant.expiresAt);
   }
 
   /** The session ended (disconnect, takeover, close). */
   ended(client: Client): void {
-    this.expiryTimers.get(client)?.();
-    this.expiryTimers.delete(client);
+    // A refreshed grant keeps the expiry of the one from CONNECT (see `apply`), so this finds the session.
+    const at = stateOf(client)?.grant.expiresAt;
+    const due = at == null ? undefined : this.expiries.get(at);
+    if (due && due.sessions.delete(client) && due.sessions.size === 0) {
+      due.cancel();
+      this.expiries.delete(at!);
+    }
     this.registry.delete(client);
+  }
+
+  /** Closes the session when the clock reaches `at`. */
+  private expireAt(client: Client, at: number): void {
+    let due = this.expiries.get(at);
+    if (!due) {
+      // In the map before the clock is asked: a clock already past `at` closes the session right away.
+      due = { sessions: new Set(), cancel: () => undefined };
+      this.expiries.set(at, due);
+      due.sessions.add(client);
+      due.cancel = this.clock.at(at, () => this.expire(at));
+      return;
+    }
+    due.sessions.add(client);
+  }
+
+  private expire(at: number): void {
+    const due = this.expiries.get(at);
+    this.expiries.delete(at);
+    for (const client of due?.sessions ?? []) this.close(client, 'token_expired');
   }
 
   /** A mark to pass to `apply`: sessions started after it are newer than a refresh requested now. */
