@@ -43,6 +43,11 @@ export class SessionControl {
     private readonly clock: BrokerClock = systemClock,
   ) {}
 
+  /** The grant as live sessions keep it: sharing the objects of an equal grant of a live session. */
+  keptGrant(grant: SessionGrant): SessionGrant {
+    return this.grants.intern(grant);
+  }
+
   /** A session was authorized at CONNECT. */
   start(client: Client, decided: SessionGrant): void {
     this.startedAt.set(client, ++this.starts);

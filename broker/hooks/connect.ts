@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { AuthenticateHandler, Client, PreConnectHandler } from 'aedes';
-import type { ConnectResponse } from '../../shared/broker-wire.ts';
+import type { ConnectResponse, SessionGrant } from '../../shared/broker-wire.ts';
 import { connectionClosed, connectPacketOf, forgetCredentials, packetSizeLimit, remoteAddressOf, type ConnectPacketView } from '../aedes-internals.ts';
 import { countLimitEvent } from '../limits/limit-counters.ts';
 import type { BrokerContext } from '../context.ts';
@@ -11,7 +11,7 @@ import { rewritePending, subscriptionRewriter } from './rewrite-subscriptions.ts
 
 /** CONNACK return codes of MQTT 3.1.1. */
 export const CONNACK = { IDENTIFIER_REJECTED: 2, SERVER_UNAVAILABLE: 3, BAD_CREDENTIALS: 4, NOT_AUTHORIZED: 5 } as const;
-type Outcome = { ok: true; response: Extract<ConnectResponse, { decision: 'allowed' }> } | { ok: false; returnCode: number; reason: string };
+type Outcome = { ok: true; grant: SessionGrant } | { ok: false; returnCode: number; reason: string };
 const OUTCOME = Symbol('scopegate.connectOutcome');
 type WithOutcome = Client & { [OUTCOME]?: Outcome };
 
@@ -112,7 +112,8 @@ async function decide(ctx: BrokerContext, client: Client, packet: ConnectPacketV
     return { ok: false, returnCode, reason: response.reason };
   }
 
-  const grant = response.session;
+  // From here on the grant is the one this broker keeps: equal grants of live sessions are one set of objects.
+  const grant = ctx.sessions.keptGrant(response.session);
   // The sidecar reserved this session's slot in the ledger: from here on every way out gives it back.
   ctx.ledger.reserved(client, sessionId, grant.actorId, clientId, remoteAddress);
   if ((client.conn as { destroyed?: boolean }).destroyed) ctx.ledger.ended(client);
@@ -126,7 +127,7 @@ async function decide(ctx: BrokerContext, client: Client, packet: ConnectPacketV
   }
   // Aedes would generate `aedes_<uuid>` for an empty id; generate it here so it is inside the actor's space.
   packet.clientId = `${grant.actorId}/${packet.clientId || `auto-${randomUUID()}`}`;
-  return { ok: true, response };
+  return { ok: true, grant };
 }
 
 /** authenticate: turns the outcome decided in preConnect into CONNACK 0 / 2 / 3 / 4 / 5. */
@@ -143,7 +144,7 @@ export function authenticate(ctx: BrokerContext): AuthenticateHandler {
       return done(null, false);
     }
     if (outcome?.ok) {
-      const grant = outcome.response.session;
+      const grant = outcome.grant;
       ctx.sessions.start(client, grant);
       if (!client.clean) ctx.purge?.rememberPersistent(grant.actorId, client.id);
       // A change heard between the decision and now found no session to re-decide: check it here.
