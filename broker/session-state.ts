@@ -48,21 +48,39 @@ function appsBySlug(apps: readonly AppGrant[]): ReadonlyMap<string, AppGrant> {
 }
 
 export function sessionStateFor(grant: SessionGrant, cacheSize: number, limits: SessionLimitState | null = null): SessionState {
-  const view = viewOf(grant);
-  const state: { -readonly [K in keyof SessionState]: SessionState[K] } = {
-    grant,
-    view,
-    apps: appsBySlug(grant.apps),
-    publishDecisions: undefined as unknown as SessionState['publishDecisions'],
-    forwardDecisions: undefined as unknown as SessionState['forwardDecisions'],
-    reserve: reserves.get(view)!,
-    publishConstraints: null,
-    limits,
-  };
-  state.publishDecisions = new DecisionCache(cacheSize, publishTopic, state);
-  state.forwardDecisions = new DecisionCache(cacheSize, forwardTopic, state);
-  if (grant.apps.some((a) => a.publishConstraints)) state.publishConstraints = new DecisionCache(cacheSize, publishConstraint, state);
-  return state;
+  return new LiveSessionState(grant, cacheSize, limits);
+}
+
+/**
+ * A session's state. Its publish and forward decision caches are made at their first use: a held session may
+ * go long without publishing or being delivered anything, and two empty caches were ~180 B of each.
+ */
+class LiveSessionState implements SessionState {
+  readonly view: TopicView;
+  readonly apps: ReadonlyMap<string, AppGrant>;
+  readonly reserve: TopicReserve;
+  readonly publishConstraints: DecisionCache<ResolvedConstraint, SessionState> | null = null;
+  private publishCache: DecisionCache<string | Refusal, SessionState> | null = null;
+  private forwardCache: DecisionCache<string | null, SessionState> | null = null;
+
+  constructor(
+    readonly grant: SessionGrant,
+    private readonly cacheSize: number,
+    readonly limits: SessionLimitState | null,
+  ) {
+    this.view = viewOf(grant);
+    this.apps = appsBySlug(grant.apps);
+    this.reserve = reserves.get(this.view)!;
+    if (grant.apps.some((a) => a.publishConstraints)) this.publishConstraints = new DecisionCache<ResolvedConstraint, SessionState>(cacheSize, publishConstraint, this);
+  }
+
+  get publishDecisions(): DecisionCache<string | Refusal, SessionState> {
+    return (this.publishCache ??= new DecisionCache<string | Refusal, SessionState>(this.cacheSize, publishTopic, this));
+  }
+
+  get forwardDecisions(): DecisionCache<string | null, SessionState> {
+    return (this.forwardCache ??= new DecisionCache<string | null, SessionState>(this.cacheSize, forwardTopic, this));
+  }
 }
 
 /**

@@ -50,6 +50,19 @@ describe('session state sharing', () => {
     expect(decideForward(depot, '$sg/project_1/fleet/fleet/t')).toBeNull();
   });
 
+  it('a session keeps one publish and one forward cache of its own (made at first use)', () => {
+    const a = sessionStateFor(grant('actor_a'), 16);
+    const b = sessionStateFor(grant('actor_a'), 16);
+    expect(a.publishDecisions).toBe(a.publishDecisions);
+    expect(a.forwardDecisions).toBe(a.forwardDecisions);
+    expect(a.publishDecisions).not.toBe(b.publishDecisions);
+    decidePublish(a, 'fleet/t');
+    decidePublish(a, 'fleet/t');
+    decideForward(a, '$sg/project_1/fleet/fleet/t');
+    expect([a.publishDecisions.missCount, a.publishDecisions.hitCount, a.forwardDecisions.missCount]).toEqual([1, 1, 1]);
+    expect([b.publishDecisions.missCount, b.forwardDecisions.missCount]).toEqual([0, 0]);
+  });
+
   it('sessions of equal grant limits without a rate of their own share one limit state; a session rate keeps its own', () => {
     const limits = runtime();
     const first = limits.forSession(grant('actor_a'));
