@@ -70,7 +70,7 @@ type ClientInternals = Client & {
   subscriptions: Record<string, StoredSubscription | undefined>;
   will: WillPacket | null;
   _will: WillPacket | null;
-  _parser?: { prependListener(event: 'packet', fn: (packet: IncomingPacket) => void): unknown };
+  _parser?: { client?: Client; prependListener(event: 'packet', fn: (this: { client: Client }, packet: IncomingPacket) => void): unknown };
   connDetails?: { ipAddress?: string } | null;
   broker: Aedes & { persistence: Persistence };
 };
@@ -99,26 +99,45 @@ export function connectPacketOf(packet: unknown): ConnectPacketView {
   return packet as ConnectPacketView;
 }
 
+/**
+ * Drops the credentials from a CONNECT packet once its decision has read them. Why: mqtt-packet's parser keeps
+ * the CONNECT packet for the connection's whole life (`parser.settings = packet`, for the protocol version), so
+ * the password (a JWT: ~450 B of Buffer) and the username stayed in memory for as long as each connection was
+ * held. Relies on: Aedes reading `username` and `password` only to hand them to the authenticate hook
+ * (handlers/connect.js `authenticate`), and ScopeGate's authenticate ignoring them (the CONNECT was decided in
+ * preConnect). Assigned, not deleted: every CONNECT packet keeps one shape.
+ */
+export function forgetCredentials(packet: ConnectPacketView): void {
+  packet.username = undefined;
+  packet.password = undefined;
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // 2. SUBSCRIBE / UNSUBSCRIBE tap on the client's parser.
 
 export type IncomingPacket = { cmd: string; subscriptions?: { topic: string; qos?: number }[]; unsubscriptions?: string[] };
 
 /**
- * Calls `fn` with every packet the client sends, before Aedes handles it (and before Aedes queues it while
- * the CONNECT is pending). Why: Aedes has no unsubscribe hook, and it persists a SUBSCRIBE's whole
- * subscription list while other entries may still be undecided; rewriting the packet before Aedes sees it is
- * the only way to make both use internal filters. Relies on: `client._parser` being the mqtt-packet parser
- * whose 'packet' listener (added in the Client constructor) hands packets to Aedes, so a listener prepended
- * to it runs first, on the same packet object. Throws when there is no parser: without the rewrite a
- * client's filters would reach Aedes unscoped.
+ * Makes a tap that calls `fn` with every packet a client sends, before Aedes handles it (and before Aedes queues
+ * it while the CONNECT is pending); `install(client)` puts it on one client. Why: Aedes has no unsubscribe hook,
+ * and it persists a SUBSCRIBE's whole subscription list while other entries may still be undecided; rewriting
+ * the packet before Aedes sees it is the only way to make both use internal filters. Relies on: `client._parser`
+ * being the mqtt-packet parser whose 'packet' listener (added in the Client constructor) hands packets to Aedes,
+ * so a listener prepended to it runs first, on the same packet object; and `parser.client` (set in the Client
+ * constructor) naming its client, so that every client shares one listener instead of a closure each. Throws
+ * when there is no parser: without the rewrite a client's filters would reach Aedes unscoped.
  */
-export function tapIncomingPackets(client: Client, fn: (packet: IncomingPacket) => void): void {
-  const parser = (client as ClientInternals)._parser;
-  if (!parser || typeof parser.prependListener !== 'function') {
-    throw new Error('Aedes client has no _parser: this Aedes version is not supported by ScopeGate (see broker/aedes-internals.ts)');
+export function incomingPacketTap(fn: (client: Client, packet: IncomingPacket) => void): (client: Client) => void {
+  function tap(this: { client: Client }, packet: IncomingPacket): void {
+    fn(this.client, packet);
   }
-  parser.prependListener('packet', fn);
+  return (client) => {
+    const parser = (client as ClientInternals)._parser;
+    if (!parser || typeof parser.prependListener !== 'function' || parser.client !== client) {
+      throw new Error('Aedes client has no _parser naming it: this Aedes version is not supported by ScopeGate (see broker/aedes-internals.ts)');
+    }
+    parser.prependListener('packet', tap);
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -242,7 +261,9 @@ export function forgetClientsClosedBeforeRegistration(aedes: Aedes): void {
 
 /** While a connection is corked: what its buffer held when the turn began (see outgoingBytes); else -1. */
 const BACKLOG_AT_CORK = Symbol('scopegate.backlogAtCork');
-type Gathered = { [BACKLOG_AT_CORK]: number };
+/** The connection's own write, which gatheredWrite calls. */
+const UNGATHERED_WRITE = Symbol('scopegate.ungatheredWrite');
+type Gathered = { [BACKLOG_AT_CORK]: number; [UNGATHERED_WRITE]: (...args: never[]) => boolean; cork(): void; uncork(): void; writableLength?: number };
 
 /**
  * Makes Aedes' writes to this connection never wait for 'drain', and gathers each loop turn's writes into one.
@@ -265,24 +286,30 @@ type Gathered = { [BACKLOG_AT_CORK]: number };
  * WebSocket stream are both Writables).
  */
 export function neverWaitForDrain(conn: { write: (...args: never[]) => boolean; cork(): void; uncork(): void; writableLength?: number }): void {
-  const write = conn.write.bind(conn) as (...args: never[]) => boolean;
   const gathered = conn as unknown as Gathered;
   gathered[BACKLOG_AT_CORK] = -1;
-  const uncork = () => {
-    gathered[BACKLOG_AT_CORK] = -1;
-    conn.uncork();
-  };
-  conn.write = (...args: never[]) => {
-    if (gathered[BACKLOG_AT_CORK] < 0) {
-      gathered[BACKLOG_AT_CORK] = conn.writableLength ?? 0;
-      conn.cork();
-      setImmediate(uncork);
-    }
-    write(...args);
-    return true;
-  };
+  gathered[UNGATHERED_WRITE] = conn.write;
+  conn.write = gatheredWrite;
 }
 
+/**
+ * The write of every gathering connection, one function for all (`this` is the connection): a closure per
+ * connection and a bound copy of its write were ~250 B of every held connection.
+ */
+function gatheredWrite(this: Gathered, ...args: never[]): boolean {
+  if (this[BACKLOG_AT_CORK] < 0) {
+    this[BACKLOG_AT_CORK] = this.writableLength ?? 0;
+    this.cork();
+    setImmediate(uncorkGathered, this);
+  }
+  this[UNGATHERED_WRITE](...args);
+  return true;
+}
+
+function uncorkGathered(conn: Gathered): void {
+  conn[BACKLOG_AT_CORK] = -1;
+  conn.uncork();
+}
 
 /**
  * Bytes written to the client's connection that the network has not taken (its outgoing buffer), not counting
@@ -294,6 +321,24 @@ export function outgoingBytes(client: Client): number {
   const conn = client.conn as unknown as Partial<Gathered> & { writableLength?: number };
   const atCork = conn[BACKLOG_AT_CORK];
   return atCork !== undefined && atCork >= 0 ? atCork : (conn.writableLength ?? 0);
+}
+
+/**
+ * Makes a listener that calls `fn` with a client once its connection has closed, however that happens (also
+ * before Aedes registered the client, when it never reports the end with 'clientDisconnect');
+ * `install(client)` puts it on one connection. Relies on: Aedes' Client constructor setting `conn.client` to
+ * the client: every connection shares one listener instead of a closure (and a `once` wrapper) each. 'close'
+ * is emitted once per connection, and `fn` must be idempotent anyway (Aedes reports most ends twice).
+ */
+export function connectionClosed(fn: (client: Client) => void): (client: Client) => void {
+  function closed(this: { client?: Client }): void {
+    if (this.client) fn(this.client);
+  }
+  return (client) => {
+    const conn = client.conn as unknown as NodeJS.EventEmitter & { client?: Client };
+    if (conn.client !== client) throw new Error('Aedes connection does not name its client: this Aedes version is not supported by ScopeGate (see broker/aedes-internals.ts)');
+    conn.on('close', closed);
+  };
 }
 
 /**
@@ -466,29 +511,39 @@ export const REDIS_CLIENTS_KEY = 'clients';
 // ---------------------------------------------------------------------------------------------------------
 // 7. Limits (SPEC §7).
 
-type LengthParser = { packet: { length: number; cmd?: string }; _parseLength(): boolean; _emitError(err: Error): unknown };
+type LengthParser = { client?: Client; packet: { length: number; cmd?: string }; _parseLength(): boolean; _emitError(err: Error): unknown };
 
 /**
- * Refuses a packet whose declared length is over `maxBytes` as soon as its fixed header is read, before its
- * body is buffered (mqtt-packet has no maxPacketSize of its own: a 64 MiB PUBLISH would be buffered whole).
- * Why: one client must not exhaust the broker's memory. Relies on: mqtt-packet 9's Parser calling
- * `this._parseLength()` (looked up on the instance) once the remaining length is decoded into
- * `this.packet.length`, and `_emitError` making Aedes close the connection ('error' on the parser).
+ * Makes a limit that refuses a packet whose declared length is over `maxBytes` as soon as its fixed header is
+ * read, before its body is buffered (mqtt-packet has no maxPacketSize of its own: a 64 MiB PUBLISH would be
+ * buffered whole); `install(client)` puts it on one client's parser. Why: one client must not exhaust the
+ * broker's memory. Relies on: mqtt-packet 9's Parser calling `this._parseLength()` (looked up on the instance,
+ * the same prototype method for every parser) once the remaining length is decoded into `this.packet.length`,
+ * `_emitError` making Aedes close the connection ('error' on the parser), and `parser.client` naming its
+ * client (set in Aedes' Client constructor): every parser shares one limited `_parseLength` instead of a
+ * closure each.
  */
-export function limitPacketSize(client: Client, maxBytes: number, onTooLarge: (length: number) => void): void {
-  const parser = (client as ClientInternals)._parser as unknown as LengthParser | undefined;
-  if (!parser || typeof parser._parseLength !== 'function') {
-    throw new Error('Aedes client parser has no _parseLength: this mqtt-packet version is not supported by ScopeGate (see broker/aedes-internals.ts)');
-  }
-  const parseLength = parser._parseLength;
-  parser._parseLength = function limitedLength(this: LengthParser) {
-    const done = parseLength.call(this);
+export function packetSizeLimit(maxBytes: number, onTooLarge: (client: Client, length: number) => void): (client: Client) => void {
+  let parseLength: (() => boolean) | null = null;
+  function limitedLength(this: LengthParser): boolean {
+    const done = parseLength!.call(this);
     if (done && this.packet.length > maxBytes) {
-      onTooLarge(this.packet.length);
+      onTooLarge(this.client!, this.packet.length);
       this._emitError(new Error(`packet of ${this.packet.length} bytes is over the limit of ${maxBytes}`));
       return false;
     }
     return done;
+  }
+  return (client) => {
+    const parser = (client as ClientInternals)._parser as unknown as LengthParser | undefined;
+    if (!parser || typeof parser._parseLength !== 'function' || parser.client !== client) {
+      throw new Error('Aedes client parser has no _parseLength or does not name its client: this mqtt-packet version is not supported by ScopeGate (see broker/aedes-internals.ts)');
+    }
+    parseLength ??= parser._parseLength;
+    if (parser._parseLength !== parseLength) {
+      throw new Error('mqtt-packet parsers do not share one _parseLength: this mqtt-packet version is not supported by ScopeGate (see broker/aedes-internals.ts)');
+    }
+    parser._parseLength = limitedLength;
   };
 }
 

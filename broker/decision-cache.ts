@@ -8,7 +8,7 @@
  *   time, `devices/<uuid>/telemetry`), caching is bypassed for a while: inserting keys that never come back
  *   costs more than deciding again, which is a topic check and a string concatenation.
  */
-export class DecisionCache<V> {
+export class DecisionCache<V, O = undefined> {
   /** Made at the first decision: many held sessions never publish, and an empty Map still costs ~130 bytes. */
   private map: Map<string, V> | null = null;
   private hits = 0;
@@ -17,9 +17,14 @@ export class DecisionCache<V> {
   hitCount = 0;
   missCount = 0;
 
+  /**
+   * `compute(key, owner)`: the owner (a session's state) is passed rather than captured, so that the sessions'
+   * caches share one compute function instead of holding a closure each.
+   */
   constructor(
     private readonly size: number,
-    private readonly compute: (key: string) => V,
+    private readonly compute: (key: string, owner: O) => V,
+    private readonly owner: O = undefined as O,
   ) {}
 
   /** The cached decision, or computes, caches and returns it. */
@@ -28,7 +33,7 @@ export class DecisionCache<V> {
     if (this.bypassLeft > 0) {
       this.bypassLeft--;
       this.missCount++;
-      return compute(key);
+      return compute(key, this.owner);
     }
     const map = (this.map ??= new Map());
     const cached = map.get(key);
@@ -38,7 +43,7 @@ export class DecisionCache<V> {
       return cached;
     }
     this.missCount++;
-    const value = compute(key);
+    const value = compute(key, this.owner);
     if (map.size >= this.size) {
       const reused = this.hits >= this.size / 4;
       map.clear();

@@ -12,6 +12,9 @@ export interface LedgerReporterOptions {
   heartbeatMs?: number;
 }
 
+/** What a session subscribed to before its first SUBSCRIBE: one frozen list for all (lists are replaced, never written). */
+const NO_SUBSCRIPTIONS = Object.freeze([]) as unknown as string[];
+
 interface LocalSession {
   client: Client;
   entry: LedgerSession;
@@ -70,7 +73,7 @@ export class LedgerReporter {
     this.idOf.set(client, sessionId);
     this.sessions.set(sessionId, {
       client,
-      entry: { sessionId, actorId, clientId, connectedAt: Date.now(), state: 'connecting', subscriptions: [], ...(remoteAddress ? { remoteAddress: remoteAddress.slice(0, 200) } : {}) },
+      entry: { sessionId, actorId, clientId, connectedAt: Date.now(), state: 'connecting', subscriptions: NO_SUBSCRIPTIONS, ...(remoteAddress ? { remoteAddress: remoteAddress.slice(0, 200) } : {}) },
     });
   }
 

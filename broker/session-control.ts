@@ -4,6 +4,7 @@ import type { SessionGrant } from '../shared/broker-wire.ts';
 import { toClient } from '../shared/topic.ts';
 import { discardWill, removeStoredSubscriptions, setWillTopic, subscriptionsOf, willTopicOf } from './aedes-internals.ts';
 import { systemClock, type BrokerClock } from './clock.ts';
+import { GrantInterner } from './grant-interner.ts';
 import type { BrokerMetrics } from './metrics.ts';
 import { updateHeld } from './hooks/rewrite-subscriptions.ts';
 import type { OfflineQueues } from './limits/offline-queues.ts';
@@ -18,13 +19,18 @@ import { decidePublish, decideSubscribe, isRefusal, sessionStateFor, subscriptio
  * closed, its will discarded), and token expiry (a session outlives no token).
  */
 export class SessionControl {
-  /** Cancels a session's expiry (see `start`). */
-  private readonly expiryTimers = new WeakMap<Client, () => void>();
+  /**
+   * Sessions by the expiry of their token (ms since the epoch), with the clock deadline that closes them: one
+   * deadline per distinct expiry, not a closure and a cancel function per session (~300 B of each held one).
+   */
+  private readonly expiries = new Map<number, { sessions: Set<Client>; cancel: () => void }>();
   /** How many sessions have started so far, and when (in that count) each one did. */
   private starts = 0;
   private readonly startedAt = new WeakMap<Client, number>();
   /** Shared subscription groups (set by server.ts once Aedes exists): dropped member filters leave them. */
   shared: SharedGroups | null = null;
+  /** Equal grants of live sessions are one set of objects (held connections are most of the broker's memory). */
+  private readonly grants = new GrantInterner();
 
   constructor(
     private readonly registry: SessionRegistry,
@@ -37,23 +43,52 @@ export class SessionControl {
     private readonly clock: BrokerClock = systemClock,
   ) {}
 
+  /** The grant as live sessions keep it: sharing the objects of an equal grant of a live session. */
+  keptGrant(grant: SessionGrant): SessionGrant {
+    return this.grants.intern(grant);
+  }
+
   /** A session was authorized at CONNECT. */
-  start(client: Client, grant: SessionGrant): void {
+  start(client: Client, decided: SessionGrant): void {
     this.startedAt.set(client, ++this.starts);
+    const grant = this.grants.intern(decided);
     const limits = this.limits.forSession(grant);
+    // Freed by `ended` (the broker calls it when the connection closes, see hooks/connect.ts).
     this.registry.set(client, sessionStateFor(grant, this.cacheSize, limits));
-    // Freed when the connection closes, also if that happens before Aedes registered the client (between
-    // authenticate and CONNACK), when Aedes never reports the end with 'clientDisconnect'.
-    client.conn.once('close', () => this.ended(client));
     this.queues.sessionStarted(client.id, client.clean, limits.maxQueued, limits.counters);
-    if (grant.expiresAt !== null) this.expiryTimers.set(client, this.clock.at(grant.expiresAt, () => this.close(client, 'token_expired')));
+    if (grant.expiresAt !== null) this.expireAt(client, grant.expiresAt);
   }
 
   /** The session ended (disconnect, takeover, close). */
   ended(client: Client): void {
-    this.expiryTimers.get(client)?.();
-    this.expiryTimers.delete(client);
+    // A refreshed grant keeps the expiry of the one from CONNECT (see `apply`), so this finds the session.
+    const at = stateOf(client)?.grant.expiresAt;
+    const due = at == null ? undefined : this.expiries.get(at);
+    if (due && due.sessions.delete(client) && due.sessions.size === 0) {
+      due.cancel();
+      this.expiries.delete(at!);
+    }
     this.registry.delete(client);
+  }
+
+  /** Closes the session when the clock reaches `at`. */
+  private expireAt(client: Client, at: number): void {
+    let due = this.expiries.get(at);
+    if (!due) {
+      // In the map before the clock is asked: a clock already past `at` closes the session right away.
+      due = { sessions: new Set(), cancel: () => undefined };
+      this.expiries.set(at, due);
+      due.sessions.add(client);
+      due.cancel = this.clock.at(at, () => this.expire(at));
+      return;
+    }
+    due.sessions.add(client);
+  }
+
+  private expire(at: number): void {
+    const due = this.expiries.get(at);
+    this.expiries.delete(at);
+    for (const client of due?.sessions ?? []) this.close(client, 'token_expired');
   }
 
   /** A mark to pass to `apply`: sessions started after it are newer than a refresh requested now. */
@@ -73,8 +108,9 @@ export class SessionControl {
     if (!fresh) return this.close(client, 'revoked');
     // Refreshed grants carry no credential expiry; the one from CONNECT still holds.
     // The limits too: a limit changed while connected applies to the next packet (pacing schedules kept).
-    const limits = this.limits.forSession(fresh, old.limits ?? undefined);
-    const state = sessionStateFor({ ...fresh, expiresAt: old.grant.expiresAt }, this.cacheSize, limits);
+    const grant = this.grants.intern({ ...fresh, expiresAt: old.grant.expiresAt });
+    const limits = this.limits.forSession(grant, old.limits ?? undefined);
+    const state = sessionStateFor(grant, this.cacheSize, limits);
     this.queues.sessionStarted(client.id, client.clean, limits.maxQueued, limits.counters);
     this.registry.set(client, state);
 

@@ -24,7 +24,12 @@ export function stateOf(client: Client | null | undefined): SessionState | undef
 export class SessionRegistry {
   private readonly byActor = new Map<string, Set<Client>>();
   private readonly byTenant = new Map<string, Set<string>>();
-  private readonly byInput = new Map<string, Set<Client>>();
+  /**
+   * Per grant input, the actors whose sessions depend on it, each with how many of its sessions do. By actor,
+   * not by client: a change is re-decided per actor, and a grant depends on a dozen inputs or more, so an entry
+   * per session and input was ~200 B of every held session where an actor holds many.
+   */
+  private readonly byInput = new Map<string, Map<string, number>>();
 
   /** Attaches (or replaces) the state of a client and indexes it. */
   set(client: Client, state: SessionState): void {
@@ -34,14 +39,16 @@ export class SessionRegistry {
     // then the client is already indexed under each. Re-indexing meant a delete and an add in sets that
     // hold every session of a tenant, and was a third of the broker's cost of refreshing a session.
     if (previous && previous.grant.actorId === state.grant.actorId && previous.grant.tenantId === state.grant.tenantId && sameInputs(previous.grant.dependsOn, state.grant.dependsOn)) return;
+    // Counted inputs are given back once, and only by a client that is indexed (not one deleted since).
+    const indexed = previous !== undefined && this.isIndexed(client, previous);
     if (previous && previous.grant.tenantId !== state.grant.tenantId) this.unindex(client, previous);
-    if (previous) this.unindexInputs(client, previous);
-    for (const input of state.grant.dependsOn) {
-      let clients = this.byInput.get(input);
-      if (!clients) this.byInput.set(input, (clients = new Set()));
-      clients.add(client);
-    }
+    if (indexed) this.unindexInputs(previous);
     const { actorId, tenantId } = state.grant;
+    for (const input of state.grant.dependsOn) {
+      let actors = this.byInput.get(input);
+      if (!actors) this.byInput.set(input, (actors = new Map()));
+      actors.set(actorId, (actors.get(actorId) ?? 0) + 1);
+    }
     let clients = this.byActor.get(actorId);
     if (!clients) this.byActor.set(actorId, (clients = new Set()));
     clients.add(client);
@@ -54,19 +61,16 @@ export class SessionRegistry {
   delete(client: Client): void {
     const state = stateOf(client);
     if (!state) return;
+    // Idempotent: the broker hears of most ends more than once.
+    const indexed = this.isIndexed(client, state);
     this.unindex(client, state);
-    this.unindexInputs(client, state);
+    if (indexed) this.unindexInputs(state);
   }
 
   /** Actors with a connected session whose grant depends on any of `inputs`. */
   actorsDependingOn(inputs: readonly string[]): string[] {
     const out = new Set<string>();
-    for (const input of inputs) {
-      for (const client of this.byInput.get(input) ?? []) {
-        const state = stateOf(client);
-        if (state) out.add(state.grant.actorId);
-      }
-    }
+    for (const input of inputs) for (const actorId of this.byInput.get(input)?.keys() ?? []) out.add(actorId);
     return [...out];
   }
 
@@ -112,11 +116,22 @@ export class SessionRegistry {
     return n;
   }
 
-  private unindexInputs(client: Client, state: SessionState): void {
+  /** Whether the client is indexed under this state: in its actor's set exactly when its inputs are counted. */
+  private isIndexed(client: Client, state: SessionState): boolean {
+    return this.byActor.get(state.grant.actorId)?.has(client) ?? false;
+  }
+
+  private unindexInputs(state: SessionState): void {
+    const { actorId } = state.grant;
     for (const input of state.grant.dependsOn) {
-      const clients = this.byInput.get(input);
-      clients?.delete(client);
-      if (clients?.size === 0) this.byInput.delete(input);
+      const actors = this.byInput.get(input);
+      const n = actors?.get(actorId);
+      if (!actors || n === undefined) continue;
+      if (n > 1) actors.set(actorId, n - 1);
+      else {
+        actors.delete(actorId);
+        if (actors.size === 0) this.byInput.delete(input);
+      }
     }
   }
 

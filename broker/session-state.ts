@@ -3,6 +3,7 @@ import { DecisionCache } from './decision-cache.ts';
 import { filterCovers, mqttMatch, reserveFor, toClient, type TopicReserve, type TopicView } from '../shared/topic.ts';
 import { UNCONSTRAINED, widerConstraint, type ResolvedConstraint } from '../shared/limits.ts';
 import type { SessionLimitState } from './limits/session-limits.ts';
+import { WeakValues } from './weak-values.ts';
 import { decideTopic, subscribeAllows, type Refusal as TopicDecisionRefusal } from '../shared/topic-decision.ts';
 
 /**
@@ -15,16 +16,16 @@ export interface SessionState {
   readonly view: TopicView;
   readonly apps: ReadonlyMap<string, AppGrant>;
   /** Client topic → internal topic, or a refusal (see DecisionCache). */
-  readonly publishDecisions: DecisionCache<string | Refusal>;
+  readonly publishDecisions: DecisionCache<string | Refusal, SessionState>;
   /** Internal topic → the topic in this session's view, or null (not shown); bounded like the above. */
-  readonly forwardDecisions: DecisionCache<string | null>;
+  readonly forwardDecisions: DecisionCache<string | null, SessionState>;
   /** Room a topic name must leave below the limits so it also fits the project-level view. */
   readonly reserve: TopicReserve;
   /**
    * Client topic → the permission fields (maxQos, retain, maxPayloadBytes) that apply to a publish on it;
    * null when no app of the grant carries any, so unconstrained sessions pay nothing for them.
    */
-  readonly publishConstraints: DecisionCache<ResolvedConstraint> | null;
+  readonly publishConstraints: DecisionCache<ResolvedConstraint, SessionState> | null;
   /** The scope tree's limits of this session (null where no limit runtime is wired, e.g. pure tests). */
   readonly limits: SessionLimitState | null;
 }
@@ -47,27 +48,66 @@ function appsBySlug(apps: readonly AppGrant[]): ReadonlyMap<string, AppGrant> {
 }
 
 export function sessionStateFor(grant: SessionGrant, cacheSize: number, limits: SessionLimitState | null = null): SessionState {
-  const state: { -readonly [K in keyof SessionState]: SessionState[K] } = {
-    grant,
-    view: { mount: grant.mount, namespace: grant.namespace },
-    apps: appsBySlug(grant.apps),
-    publishDecisions: undefined as unknown as SessionState['publishDecisions'],
-    forwardDecisions: undefined as unknown as SessionState['forwardDecisions'],
-    reserve: reserveFor({ mount: grant.mount, namespace: grant.namespace }),
-    publishConstraints: null,
-    limits,
-  };
-  state.publishDecisions = new DecisionCache(cacheSize, (topic) => decideTopic(state, topic, 'name'));
-  state.forwardDecisions = new DecisionCache(cacheSize, (topic) => forwardTopic(state, topic));
-  if (grant.apps.some((a) => a.publishConstraints)) state.publishConstraints = new DecisionCache(cacheSize, (topic) => publishConstraint(state, topic));
-  return state;
+  return new LiveSessionState(grant, cacheSize, limits);
+}
+
+/**
+ * A session's state. Its publish and forward decision caches are made at their first use: a held session may
+ * go long without publishing or being delivered anything, and two empty caches were ~180 B of each.
+ */
+class LiveSessionState implements SessionState {
+  readonly view: TopicView;
+  readonly apps: ReadonlyMap<string, AppGrant>;
+  readonly reserve: TopicReserve;
+  readonly publishConstraints: DecisionCache<ResolvedConstraint, SessionState> | null = null;
+  private publishCache: DecisionCache<string | Refusal, SessionState> | null = null;
+  private forwardCache: DecisionCache<string | null, SessionState> | null = null;
+
+  constructor(
+    readonly grant: SessionGrant,
+    private readonly cacheSize: number,
+    readonly limits: SessionLimitState | null,
+  ) {
+    this.view = viewOf(grant);
+    this.apps = appsBySlug(grant.apps);
+    this.reserve = reserves.get(this.view)!;
+    if (grant.apps.some((a) => a.publishConstraints)) this.publishConstraints = new DecisionCache<ResolvedConstraint, SessionState>(cacheSize, publishConstraint, this);
+  }
+
+  get publishDecisions(): DecisionCache<string | Refusal, SessionState> {
+    return (this.publishCache ??= new DecisionCache<string | Refusal, SessionState>(this.cacheSize, publishTopic, this));
+  }
+
+  get forwardDecisions(): DecisionCache<string | null, SessionState> {
+    return (this.forwardCache ??= new DecisionCache<string | null, SessionState>(this.cacheSize, forwardTopic, this));
+  }
+}
+
+/**
+ * Topic views by mount and namespace, each with its reserve: the sessions of one access scope share one view
+ * instead of two small objects each. Views are never written.
+ */
+const views = new WeakValues<TopicView>();
+const reserves = new WeakMap<TopicView, TopicReserve>();
+function viewOf(grant: SessionGrant): TopicView {
+  const key = `${grant.mount}\n${grant.namespace}`;
+  let view = views.get(key);
+  if (view && view.mount === grant.mount && view.namespace === grant.namespace) return view;
+  view = { mount: grant.mount, namespace: grant.namespace };
+  views.set(key, view);
+  reserves.set(view, reserveFor(view));
+  return view;
+}
+
+function publishTopic(clientTopic: string, state: SessionState): string | Refusal {
+  return decideTopic(state, clientTopic, 'name');
 }
 
 /**
  * The permission fields for a publish on an allowed client topic: of the app's publish filters that match
  * it, the most permissive (a filter without fields allows everything).
  */
-function publishConstraint(state: SessionState, clientTopic: string): ResolvedConstraint {
+function publishConstraint(clientTopic: string, state: SessionState): ResolvedConstraint {
   const slash = clientTopic.indexOf('/');
   const app = state.apps.get(slash < 0 ? clientTopic : clientTopic.slice(0, slash));
   if (!app?.publishConstraints) return UNCONSTRAINED;
@@ -116,7 +156,7 @@ export function decideForward(state: SessionState, internalTopic: string): strin
   return state.forwardDecisions.decide(internalTopic);
 }
 
-function forwardTopic(state: SessionState, internalTopic: string): string | null {
+function forwardTopic(internalTopic: string, state: SessionState): string | null {
   const clientTopic = toClient(state.view, internalTopic);
   if (clientTopic === null) return null;
   const slash = clientTopic.indexOf('/');

@@ -97,7 +97,27 @@ describe.each([0, 1])('touch points (%#: in-memory, Redis)', (i) => {
     await Promise.all([be.end(), a2.end(), b.end()]);
   });
 
-  it('tapIncomingPackets: UNSUBSCRIBE with the client’s own filter removes the subscription', async () => {
+  it('forgetCredentials: the CONNECT packet the connection keeps holds no credentials once decided', async () => {
+    const clientId = uniq('creds');
+    const broker = i === 0 ? sys.broker.broker : redisBroker.broker;
+    const registered = new Promise<import('aedes').Client>((resolve) => {
+      const onReady = (c: import('aedes').Client) => {
+        if (c.id !== `${alice.actorId}/${clientId}`) return;
+        broker.aedes.off('clientReady', onReady);
+        resolve(c);
+      };
+      broker.aedes.on('clientReady', onReady);
+    });
+    const a = await open(url(), alice, { clientId });
+    // mqtt-packet's parser keeps the CONNECT packet as its settings for as long as the connection lives.
+    const kept = ((await registered) as unknown as { _parser: { settings: Record<string, unknown> } })._parser.settings;
+    expect(kept.clientId).toBe(`${alice.actorId}/${clientId}`);
+    expect(kept.password).toBeUndefined();
+    expect(kept.username).toBeUndefined();
+    await a.end();
+  });
+
+  it('incomingPacketTap: UNSUBSCRIBE with the client’s own filter removes the subscription', async () => {
     const c = await open(url(), alice);
     const p = await open(url(), alice2);
     await c.subscribe(['my-app/tap/x', 'my-app/tap/sentinel']);
@@ -295,7 +315,7 @@ describe('outgoingBytes with gathered writes', () => {
   });
 });
 
-describe('limitPacketSize', () => {
+describe('packetSizeLimit', () => {
   it('a PUBLISH declaring more than MQTT_MAX_PACKET_BYTES closes the connection as soon as its header is read; others are unaffected', async () => {
     const raw = await rawSession(sys.broker.broker.tcpPort, alice2, uniq('huge'));
     const closed = new Promise<void>((r) => raw.once('close', () => r()));

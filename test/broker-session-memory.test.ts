@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mapLimit, pollUntil } from './helpers/faults.ts';
 import { connect } from './helpers/mqtt.ts';
 import { createActor, createProject, startSystem, type TestSystem } from './helpers/system.ts';
+import { stateOf } from '../broker/session-registry.ts';
 
 setFlagsFromString('--expose_gc');
 const gc = runInNewContext('gc') as () => void;
@@ -96,4 +97,35 @@ describe('broker memory after sessions end', () => {
     console.log(`[memory] heap growth per ended session, ${WINDOWS} windows of ${ROUNDS_PER_WINDOW * PER_ROUND} sessions: ${windows.map((b) => `${b.toFixed(0)} B`).join(', ')}`);
     expect(perSession).toBeLessThan(256);
   }, 180_000);
+});
+
+/**
+ * What held sessions share (a held connection's memory is mostly what the broker keeps for it): every CONNECT's
+ * grant comes parsed from its own answer, and the broker keeps one set of objects for equal grants.
+ */
+describe('broker memory of held sessions', () => {
+  it('sessions of one actor share one grant; actors of one scope share its view, apps and limit state; each still decides in its own session', async () => {
+    const { api } = await createProject(sys.sg, 'session-sharing');
+    const scope = await api.scopes.create({ slug: 'fleet', name: 'Fleet' });
+    const app = await api.apps.create({ slug: 'my-app', name: 'My App', mode: 'open' });
+    const a = await createActor(api, 'device-a', scope.accessScopeId, [app.appId]);
+    const b = await createActor(api, 'device-b', scope.accessScopeId, [app.appId]);
+    const registry = sys.broker.broker.context.registry;
+    const [a1, a2, b1] = await Promise.all([connect(sys.url, a.actorId, a.token), connect(sys.url, a.actorId, a.token), connect(sys.url, b.actorId, b.token)]);
+    const [s1, s2] = registry.clientsOf(a.actorId).map((c) => stateOf(c)!);
+    const [t1] = registry.clientsOf(b.actorId).map((c) => stateOf(c)!);
+    // One token, one expiry: one grant object.
+    expect(s2!.grant).toBe(s1!.grant);
+    expect(t1!.grant).not.toBe(s1!.grant);
+    expect(t1!.grant.actorId).toBe(b.actorId);
+    expect(t1!.grant.apps).toBe(s1!.grant.apps);
+    expect(t1!.view).toBe(s1!.view);
+    expect(t1!.limits).toBe(s1!.limits);
+    // Decision caches stay per session.
+    expect(s2!.publishDecisions).not.toBe(s1!.publishDecisions);
+    await b1.subscribe('my-app/news', 1);
+    await a2.publish('my-app/news', 'shared', { qos: 1 });
+    expect((await b1.next((m) => m.topic === 'my-app/news')).payload).toBe('shared');
+    await Promise.all([a1.end(), a2.end(), b1.end()]);
+  });
 });

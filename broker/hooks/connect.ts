@@ -1,17 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import type { AuthenticateHandler, Client, PreConnectHandler } from 'aedes';
-import type { ConnectResponse } from '../../shared/broker-wire.ts';
-import { connectPacketOf, limitPacketSize, remoteAddressOf, type ConnectPacketView } from '../aedes-internals.ts';
+import type { ConnectResponse, SessionGrant } from '../../shared/broker-wire.ts';
+import { connectionClosed, connectPacketOf, forgetCredentials, packetSizeLimit, remoteAddressOf, type ConnectPacketView } from '../aedes-internals.ts';
 import { countLimitEvent } from '../limits/limit-counters.ts';
 import type { BrokerContext } from '../context.ts';
 import { SidecarUnavailableError } from '../sidecar-client.ts';
 import { initStateSlot, stateOf } from '../session-registry.ts';
 import { decidePublish, isRefusal, sessionStateFor } from '../session-state.ts';
-import { installSubscriptionRewriter, rewritePending } from './rewrite-subscriptions.ts';
+import { rewritePending, subscriptionRewriter } from './rewrite-subscriptions.ts';
 
 /** CONNACK return codes of MQTT 3.1.1. */
 export const CONNACK = { IDENTIFIER_REJECTED: 2, SERVER_UNAVAILABLE: 3, BAD_CREDENTIALS: 4, NOT_AUTHORIZED: 5 } as const;
-type Outcome = { ok: true; response: Extract<ConnectResponse, { decision: 'allowed' }> } | { ok: false; returnCode: number; reason: string };
+type Outcome = { ok: true; grant: SessionGrant } | { ok: false; returnCode: number; reason: string };
 const OUTCOME = Symbol('scopegate.connectOutcome');
 type WithOutcome = Client & { [OUTCOME]?: Outcome };
 
@@ -23,8 +23,9 @@ type WithOutcome = Client & { [OUTCOME]?: Outcome };
  * kept on the client; `authenticate` turns it into the CONNACK code.
  */
 export function preConnect(ctx: BrokerContext): PreConnectHandler {
+  const prepareClient = clientPreparer(ctx);
   return (client, packet, callback) => {
-    prepareClient(ctx, client);
+    prepareClient(client);
     decide(ctx, client, connectPacketOf(packet)).then(
       (outcome) => {
         (client as WithOutcome)[OUTCOME] = outcome;
@@ -40,30 +41,43 @@ export function preConnect(ctx: BrokerContext): PreConnectHandler {
 }
 
 /**
- * What every connection carries for its whole life, installed before its CONNECT is decided. A function of its
- * own on purpose: closures share their scope's context in V8, so a long-lived closure made inside the
- * preConnect handler would keep that CONNECT's packet (password included) and Aedes' callback alive for as
- * long as the connection lives (measured: ~2 KiB per held connection).
+ * What every connection carries for its whole life, installed before its CONNECT is decided. The listeners and
+ * hooks are made here once per broker and shared by every client (each finds its client through Aedes' back
+ * references), not made per connection: closures made per client were ~1 KiB of every held connection. And a
+ * closure made inside the preConnect handler would keep that CONNECT's packet (password included) and Aedes'
+ * callback alive for as long as the connection lives, since closures share their scope's context in V8.
  */
-function prepareClient(ctx: BrokerContext, client: Client): void {
-  // ScopeGate's per-client slots are added here, all at once and in one order, so that every Aedes client
-  // object keeps one hidden class (Aedes reads client properties on every packet).
-  (client as WithOutcome)[OUTCOME] = undefined;
-  initStateSlot(client);
-  installSubscriptionRewriter(client, ctx);
-  limitPacketSize(client, ctx.config.limitDefaults.maxPacketBytes, (length) => {
+function clientPreparer(ctx: BrokerContext): (client: Client) => void {
+  const installRewriter = subscriptionRewriter(ctx);
+  const maxPacketBytes = ctx.config.limitDefaults.maxPacketBytes;
+  const limitPackets = packetSizeLimit(maxPacketBytes, (client, length) => {
     ctx.metrics.decisions.labels('packet', 'denied', 'maxPacketBytes').inc();
     const limits = stateOf(client)?.limits;
     if (limits) countLimitEvent(limits.counters, 'refused', 'maxPacketBytes');
-    ctx.logger.info({ clientId: client.id?.slice(0, 200), length, max: ctx.config.limitDefaults.maxPacketBytes }, 'packet too large: connection closed');
+    ctx.logger.info({ clientId: client.id?.slice(0, 200), length, max: maxPacketBytes }, 'packet too large: connection closed');
   });
-  // However the connection ends (before or after CONNACK), the session's ledger slot is given back.
-  (client.conn as NodeJS.EventEmitter).once('close', () => ctx.ledger.ended(client));
+  // However the connection ends (before or after CONNACK), the session's ledger slot is given back and the
+  // session is freed: also when the close comes before Aedes registered the client (between authenticate and
+  // CONNACK), when Aedes never reports the end with 'clientDisconnect'.
+  const onClosed = connectionClosed((client) => {
+    ctx.ledger.ended(client);
+    ctx.sessions.ended(client);
+  });
+  return (client) => {
+    // ScopeGate's per-client slots are added here, all at once and in one order, so that every Aedes client
+    // object keeps one hidden class (Aedes reads client properties on every packet).
+    (client as WithOutcome)[OUTCOME] = undefined;
+    initStateSlot(client);
+    installRewriter(client);
+    limitPackets(client);
+    onClosed(client);
+  };
 }
 
 async function decide(ctx: BrokerContext, client: Client, packet: ConnectPacketView): Promise<Outcome> {
   const username = typeof packet.username === 'string' ? packet.username : '';
   const password = Buffer.isBuffer(packet.password) ? packet.password.toString('utf8') : '';
+  forgetCredentials(packet);
   // In Redis mode every session needs persistence (wills, subscriptions, queues) at CONNECT.
   if (ctx.redisHealth && !ctx.redisHealth.up) return { ok: false, returnCode: CONNACK.SERVER_UNAVAILABLE, reason: 'redis_unavailable' };
   if (!packet.clean && !packet.clientId) return { ok: false, returnCode: CONNACK.IDENTIFIER_REJECTED, reason: 'empty_client_id_persistent' };
@@ -98,7 +112,8 @@ async function decide(ctx: BrokerContext, client: Client, packet: ConnectPacketV
     return { ok: false, returnCode, reason: response.reason };
   }
 
-  const grant = response.session;
+  // From here on the grant is the one this broker keeps: equal grants of live sessions are one set of objects.
+  const grant = ctx.sessions.keptGrant(response.session);
   // The sidecar reserved this session's slot in the ledger: from here on every way out gives it back.
   ctx.ledger.reserved(client, sessionId, grant.actorId, clientId, remoteAddress);
   if ((client.conn as { destroyed?: boolean }).destroyed) ctx.ledger.ended(client);
@@ -112,7 +127,7 @@ async function decide(ctx: BrokerContext, client: Client, packet: ConnectPacketV
   }
   // Aedes would generate `aedes_<uuid>` for an empty id; generate it here so it is inside the actor's space.
   packet.clientId = `${grant.actorId}/${packet.clientId || `auto-${randomUUID()}`}`;
-  return { ok: true, response };
+  return { ok: true, grant };
 }
 
 /** authenticate: turns the outcome decided in preConnect into CONNACK 0 / 2 / 3 / 4 / 5. */
@@ -129,7 +144,7 @@ export function authenticate(ctx: BrokerContext): AuthenticateHandler {
       return done(null, false);
     }
     if (outcome?.ok) {
-      const grant = outcome.response.session;
+      const grant = outcome.grant;
       ctx.sessions.start(client, grant);
       if (!client.clean) ctx.purge?.rememberPersistent(grant.actorId, client.id);
       // A change heard between the decision and now found no session to re-decide: check it here.

@@ -1,5 +1,5 @@
 import type { Client } from 'aedes';
-import { subscriptionsOf, tapIncomingPackets, type IncomingPacket } from '../aedes-internals.ts';
+import { incomingPacketTap, subscriptionsOf, type IncomingPacket } from '../aedes-internals.ts';
 import { countLimitEvent } from '../limits/limit-counters.ts';
 import type { BrokerContext } from '../context.ts';
 import { stateOf } from '../session-registry.ts';
@@ -23,18 +23,22 @@ type WithSlots = Client & { [PENDING]?: Packet[] | undefined; [HELD]?: Set<strin
  *   matches nothing) before Aedes sees the packet.
  * Refused filters become `$scopegate/refused/<n>` (unique, so Aedes' de-duplication keeps one SUBACK code per
  * filter) and authorizeSubscribe answers 0x80 for them. Packets that arrive before the CONNECT is decided are
- * held and rewritten once the session state exists (Aedes queues them until CONNACK anyway).
+ * held and rewritten once the session state exists (Aedes queues them until CONNACK anyway). Made once per
+ * broker; the function it returns installs the rewrite on one client.
  */
-export function installSubscriptionRewriter(client: Client, ctx: BrokerContext): void {
-  // The slot exists from the start (one object shape for every client; see connect.ts).
-  (client as WithSlots)[PENDING] = undefined;
-  (client as WithSlots)[HELD] = undefined;
-  tapIncomingPackets(client, (packet) => {
+export function subscriptionRewriter(ctx: BrokerContext): (client: Client) => void {
+  const install = incomingPacketTap((client, packet) => {
     if (packet.cmd !== 'subscribe' && packet.cmd !== 'unsubscribe') return;
     const state = stateOf(client);
     if (state) rewrite(state, packet, client, ctx);
     else pendingOf(client).push(packet);
   });
+  return (client) => {
+    // The slot exists from the start (one object shape for every client; see connect.ts).
+    (client as WithSlots)[PENDING] = undefined;
+    (client as WithSlots)[HELD] = undefined;
+    install(client);
+  };
 }
 
 /** Called once the session state exists: rewrites what arrived while the CONNECT was being decided. */

@@ -1,5 +1,5 @@
 import type { SessionGrant } from '../../shared/broker-wire.ts';
-import type { LimitName } from '../../shared/limits.ts';
+import type { EffectiveLimits, LimitName, SubtreeLimit } from '../../shared/limits.ts';
 import { countLimitEvent, type LimitCounters } from './limit-counters.ts';
 import { RatePair } from './pacer.ts';
 import type { RetainBound, RetainedQuotaStore } from './retained-quota.ts';
@@ -42,6 +42,12 @@ const PASS_NOW: LimitVerdict = Object.freeze({ pass: true, waitMs: 0 });
 
 export class LimitRuntime {
   private readonly subtreeRates = new Map<string, RatePair>();
+  /**
+   * The limit states of sessions without a rate of their own, by the grant limits they were made from. Such a
+   * state is read-only (its subtree rates are the tree's shared pairs), so the sessions of equal grants (see
+   * grant-interner.ts) share one instead of holding ~200 B each.
+   */
+  private readonly shared = new WeakMap<EffectiveLimits, SessionLimitState>();
 
   constructor(
     readonly defaults: Readonly<LimitDefaults>,
@@ -53,8 +59,17 @@ export class LimitRuntime {
   /** The limit state of a session with this grant; `previous` (a refresh) keeps its pacing schedule. */
   forSession(grant: SessionGrant, previous?: SessionLimitState): SessionLimitState {
     const { session, subtrees } = grant.limits;
+    const ownRate = session.messagesPerSecond !== null || session.bytesPerSecond !== null;
+    if (!ownRate) {
+      const known = this.shared.get(grant.limits);
+      if (known && known.tenantId === grant.tenantId) {
+        // The tree's rates as this grant states them, as a state made anew would set them.
+        for (const s of subtrees) if (s.messagesPerSecond !== null || s.bytesPerSecond !== null) this.subtreeRate(s);
+        return known;
+      }
+    }
     let sessionRate = previous?.sessionRate ?? null;
-    if (session.messagesPerSecond !== null || session.bytesPerSecond !== null) {
+    if (ownRate) {
       if (sessionRate) sessionRate.set(session.messagesPerSecond, session.bytesPerSecond);
       else sessionRate = new RatePair(session.messagesPerSecond, session.bytesPerSecond);
     } else sessionRate = null;
@@ -63,12 +78,7 @@ export class LimitRuntime {
     const retainBounds: RetainBound[] = [];
     let tenantRetainSet = false;
     for (const s of subtrees) {
-      if (s.messagesPerSecond !== null || s.bytesPerSecond !== null) {
-        let pair = this.subtreeRates.get(s.scopeId);
-        if (pair) pair.set(s.messagesPerSecond, s.bytesPerSecond);
-        else this.subtreeRates.set(s.scopeId, (pair = new RatePair(s.messagesPerSecond, s.bytesPerSecond)));
-        subtreeRates.push(pair);
-      }
+      if (s.messagesPerSecond !== null || s.bytesPerSecond !== null) subtreeRates.push(this.subtreeRate(s));
       if (s.retainedMessages !== null || s.retainedBytes !== null) {
         retainBounds.push({ key: s.scopeId, maxMessages: s.retainedMessages, maxBytes: s.retainedBytes });
         if (s.scopeId === `scope_${grant.tenantId}`) tenantRetainSet = true;
@@ -78,7 +88,7 @@ export class LimitRuntime {
     if (!tenantRetainSet) {
       retainBounds.unshift({ key: `tenant:${grant.tenantId}`, maxMessages: this.defaults.retainedMessagesPerTenant, maxBytes: this.defaults.retainedBytesPerTenant });
     }
-    return {
+    const state: SessionLimitState = {
       tenantId: grant.tenantId,
       maxSubscriptions: session.maxSubscriptionsPerSession ?? this.defaults.maxSubscriptionsPerSession,
       maxPayloadBytes: session.maxPayloadBytes,
@@ -88,6 +98,16 @@ export class LimitRuntime {
       retainBounds,
       counters: this.counters.forTenant(grant.tenantId),
     };
+    if (!ownRate) this.shared.set(grant.limits, state);
+    return state;
+  }
+
+  /** The shared rate of a subtree (this broker's share), set to what `s` states. */
+  private subtreeRate(s: SubtreeLimit): RatePair {
+    let pair = this.subtreeRates.get(s.scopeId);
+    if (pair) pair.set(s.messagesPerSecond, s.bytesPerSecond);
+    else this.subtreeRates.set(s.scopeId, (pair = new RatePair(s.messagesPerSecond, s.bytesPerSecond)));
+    return pair;
   }
 
   /**
