@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { Cluster } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
 import type { RedisConnection } from '../shared/redis-connection.ts';
 import { adaptRetainedStreams, settleWillDeletion } from './aedes-internals.ts';
 
@@ -73,6 +73,31 @@ const RETAINED = 'retained:';
 const retainedKey = (topic: string) => RETAINED + encodeURIComponent(topic);
 const globEscape = (s: string) => s.replace(/[*?[\]\\]/g, '\\$&');
 
+/** How long one SCAN step on one master may take before the lookup gives that master up. */
+const SCAN_STEP_TIMEOUT_MS = 2_000;
+
+/**
+ * The keys matching `match` on one master, a SCAN step at a time. A master that is not connected is skipped,
+ * and one whose step fails or does not answer in time is given up: a killed master stays in the client's list until
+ * its slot map is refreshed, and its connection queues commands until it comes back, so a retained lookup
+ * hung on it for as long as it was gone (every new subscription's retained messages with it). Once the
+ * failover is done its keys are served by the promoted replica, which is another master of the list.
+ */
+async function* scanMaster(node: Redis, match: string): AsyncGenerator<string[]> {
+  if (node.status !== 'ready') return;
+  let cursor = '0';
+  do {
+    let timer: NodeJS.Timeout | undefined;
+    const step = await Promise.race([
+      node.scan(cursor, 'MATCH', match, 'COUNT', 1000).catch(() => null),
+      new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), SCAN_STEP_TIMEOUT_MS))),
+    ]).finally(() => clearTimeout(timer));
+    if (step === null) return;
+    cursor = step[0];
+    yield step[1];
+  } while (cursor !== '0');
+}
+
 /** Retained messages matching `patterns` on a Cluster: the package's key layout (`retained:<topic>`), under the prefix. */
 async function* clusterRetained(conn: Cluster, keyPrefix: string, patterns: string[]): AsyncGenerator<unknown> {
   const sent = new Set<string>();
@@ -97,7 +122,7 @@ async function* clusterRetained(conn: Cluster, keyPrefix: string, patterns: stri
   const match = globEscape(keyPrefix + RETAINED + encodeURIComponent(head)) + '*';
   const strip = (keyPrefix + RETAINED).length;
   for (const node of conn.nodes('master')) {
-    for await (const keys of node.scanStream({ match, count: 1000 }) as AsyncIterable<string[]>) {
+    for await (const keys of scanMaster(node, match)) {
       for (const key of keys) {
         const topic = decodeURIComponent(key.slice(strip));
         if (sent.has(topic) || !matcher.test(topic)) continue;
