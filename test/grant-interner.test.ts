@@ -8,29 +8,15 @@ import { describe, expect, it } from 'vitest';
 import { GrantInterner, sameJson } from '../broker/grant-interner.ts';
 import { WeakValues } from '../broker/weak-values.ts';
 import type { SessionGrant } from '../shared/broker-wire.ts';
+import { fleetGrant } from './helpers/grants.ts';
 
 setFlagsFromString('--expose_gc');
 const gc = runInNewContext('gc') as () => void;
 
 /** A grant as parsed from its own sidecar answer: nothing shared with any other. */
 function parsed(actor: string, over: Partial<SessionGrant> = {}): SessionGrant {
-  return JSON.parse(
-    JSON.stringify({
-      actorId: actor,
-      subjectId: `subject_${actor}`,
-      tenantId: 'tenant_1',
-      projectId: 'project_1',
-      accessScopeId: 'scope_fleet',
-      mount: '$sg/project_1',
-      namespace: 'fleet',
-      apps: [{ appId: 'app_1', slug: 'fleet', mode: 'open', publish: ['fleet/#'], subscribe: ['fleet/#'] }],
-      expiresAt: 1_900_000_000_000,
-      revision: 7,
-      dependsOn: [`actor:${actor}`, 'scope:scope_fleet'],
-      limits: { session: { maxSubscriptionsPerSession: null, maxPayloadBytes: null, maxQueuedMessages: null, messagesPerSecond: null, bytesPerSecond: null }, subtrees: [] },
-      ...over,
-    }),
-  ) as SessionGrant;
+  const grant = fleetGrant(actor, { expiresAt: 1_900_000_000_000, revision: 7, dependsOn: [`actor:${actor}`, 'scope:scope_fleet'], ...over });
+  return JSON.parse(JSON.stringify(grant)) as SessionGrant;
 }
 
 describe('GrantInterner', () => {

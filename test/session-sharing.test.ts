@@ -11,27 +11,11 @@ import { LimitRuntime } from '../broker/limits/session-limits.ts';
 import { decideForward, decidePublish, sessionStateFor } from '../broker/session-state.ts';
 import type { SessionGrant } from '../shared/broker-wire.ts';
 import type { EffectiveLimits } from '../shared/limits.ts';
+import { fleetGrant, NO_SESSION_LIMITS } from './helpers/grants.ts';
 
-const NONE = { maxSubscriptionsPerSession: null, maxPayloadBytes: null, maxQueuedMessages: null, messagesPerSecond: null, bytesPerSecond: null };
+const NONE = NO_SESSION_LIMITS;
 const LIMITS: EffectiveLimits = { session: NONE, subtrees: [{ scopeId: 'scope_fleet', maxSessions: null, messagesPerSecond: 100, bytesPerSecond: null, retainedMessages: 10, retainedBytes: null }] };
-
-function grant(actor: string, over: Partial<SessionGrant> = {}): SessionGrant {
-  return {
-    actorId: actor,
-    subjectId: `subject_${actor}`,
-    tenantId: 'tenant_1',
-    projectId: 'project_1',
-    accessScopeId: 'scope_fleet',
-    mount: '$sg/project_1',
-    namespace: 'fleet',
-    apps: [{ appId: 'app_1', slug: 'fleet', mode: 'open', publish: ['fleet/#'], subscribe: ['fleet/#'] }],
-    expiresAt: null,
-    revision: 1,
-    dependsOn: [`actor:${actor}`],
-    limits: LIMITS,
-    ...over,
-  };
-}
+const grant = (actor: string, over: Partial<SessionGrant> = {}): SessionGrant => fleetGrant(actor, { limits: LIMITS, ...over });
 const runtime = () => new LimitRuntime({ maxPacketBytes: 1 << 20, maxSubscriptionsPerSession: 100, maxQueuedMessages: 1000, retainedMessagesPerTenant: 1000, retainedBytesPerTenant: 1 << 20 }, new RetainedQuota(), new LimitCounters());
 
 describe('session state sharing', () => {
