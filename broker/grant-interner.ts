@@ -1,4 +1,5 @@
 import type { SessionGrant } from '../shared/broker-wire.ts';
+import { topicViewKey } from '../shared/topic.ts';
 import { WeakValues } from './weak-values.ts';
 
 /**
@@ -24,7 +25,7 @@ export class GrantInterner {
       if (latest.expiresAt === grant.expiresAt) return latest;
       return this.remember({ ...latest, expiresAt: grant.expiresAt });
     }
-    const peer = this.byView.get(viewKey(grant));
+    const peer = this.byView.get(topicViewKey(grant));
     if (!peer || peer.mount !== grant.mount || peer.namespace !== grant.namespace) return this.remember(grant);
     return this.remember({
       ...grant,
@@ -40,13 +41,9 @@ export class GrantInterner {
 
   private remember(grant: SessionGrant): SessionGrant {
     this.byActor.set(grant.actorId, grant);
-    this.byView.set(viewKey(grant), grant);
+    this.byView.set(topicViewKey(grant), grant);
     return grant;
   }
-}
-
-function viewKey(grant: SessionGrant): string {
-  return `${grant.mount}\n${grant.namespace}`;
 }
 
 /** Equal in every field but `expiresAt`; the scalars first, so a grant of another revision is told apart at once. */

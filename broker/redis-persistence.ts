@@ -44,7 +44,7 @@ export function createRedisPersistence(conn: RedisConnection, keyPrefix: string)
   const oneAtATime = <A extends unknown[]>(fn: (client: Client, ...args: A) => Promise<unknown>) =>
     (client: Client, ...args: A): Promise<unknown> => {
       const previous = chains.get(client.id) ?? Promise.resolve();
-      const run = previous.catch(() => undefined).then(() => withTimeout(fn(client, ...args)));
+      const run = previous.catch(() => undefined).then(() => withTimeout(fn(client, ...args), BROADCAST_TIMEOUT_MS, 'subscription change not confirmed in time'));
       chains.set(client.id, run);
       const cleanup = () => {
         if (chains.get(client.id) === run) chains.delete(client.id);
@@ -61,10 +61,11 @@ export function createRedisPersistence(conn: RedisConnection, keyPrefix: string)
   return persistence;
 }
 
-function withTimeout<T>(p: Promise<T>): Promise<T> {
+/** `p`, or a rejection with `message` once `ms` have passed without it settling. */
+function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error('subscription change not confirmed in time')), BROADCAST_TIMEOUT_MS);
+    timer = setTimeout(() => reject(new Error(message)), ms);
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
@@ -87,11 +88,7 @@ async function* scanMaster(node: Redis, match: string): AsyncGenerator<string[]>
   if (node.status !== 'ready') return;
   let cursor = '0';
   do {
-    let timer: NodeJS.Timeout | undefined;
-    const step = await Promise.race([
-      node.scan(cursor, 'MATCH', match, 'COUNT', 1000).catch(() => null),
-      new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), SCAN_STEP_TIMEOUT_MS))),
-    ]).finally(() => clearTimeout(timer));
+    const step = await withTimeout(node.scan(cursor, 'MATCH', match, 'COUNT', 1000), SCAN_STEP_TIMEOUT_MS, 'SCAN step not answered in time').catch(() => null);
     if (step === null) return;
     cursor = step[0];
     yield step[1];

@@ -48,10 +48,9 @@ export class SessionControl {
     return this.grants.intern(grant);
   }
 
-  /** A session was authorized at CONNECT. */
-  start(client: Client, decided: SessionGrant): void {
+  /** A session was authorized at CONNECT, with the grant kept when it was decided (`keptGrant`). */
+  start(client: Client, grant: SessionGrant): void {
     this.startedAt.set(client, ++this.starts);
-    const grant = this.grants.intern(decided);
     const limits = this.limits.forSession(grant);
     // Freed by `ended` (the broker calls it when the connection closes, see hooks/connect.ts).
     this.registry.set(client, sessionStateFor(grant, this.cacheSize, limits));

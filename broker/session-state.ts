@@ -1,6 +1,6 @@
 import type { AppGrant, SessionGrant } from '../shared/broker-wire.ts';
 import { DecisionCache } from './decision-cache.ts';
-import { filterCovers, mqttMatch, reserveFor, toClient, type TopicReserve, type TopicView } from '../shared/topic.ts';
+import { filterCovers, mqttMatch, reserveFor, toClient, topicViewKey, type TopicReserve, type TopicView } from '../shared/topic.ts';
 import { UNCONSTRAINED, widerConstraint, type ResolvedConstraint } from '../shared/limits.ts';
 import type { SessionLimitState } from './limits/session-limits.ts';
 import { WeakValues } from './weak-values.ts';
@@ -90,7 +90,7 @@ class LiveSessionState implements SessionState {
 const views = new WeakValues<TopicView>();
 const reserves = new WeakMap<TopicView, TopicReserve>();
 function viewOf(grant: SessionGrant): TopicView {
-  const key = `${grant.mount}\n${grant.namespace}`;
+  const key = topicViewKey(grant);
   let view = views.get(key);
   if (view && view.mount === grant.mount && view.namespace === grant.namespace) return view;
   view = { mount: grant.mount, namespace: grant.namespace };

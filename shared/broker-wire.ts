@@ -182,7 +182,7 @@ export function packRefresh(revision: number, sessions: Record<string, SessionGr
     return i;
   };
   // An apps list is known by its app grants: two lists of the same objects are the same list.
-  const appsKey = (list: AppGrant[]) => (list.length === 1 ? contentKey(list[0]!) : list.map(contentKey).join('\u0000'));
+  const appsKey = (list: AppGrant[]) => list.map(contentKey).join('\u0000');
   const pack = (grants: Record<string, SessionGrant | null>) => {
     const out: Record<string, PackedGrant | null> = {};
     for (const [key, g] of Object.entries(grants)) {

@@ -28,6 +28,11 @@ export interface TopicView {
   namespace: string;
 }
 
+/** One string naming a topic view (mount and namespace), for the broker's maps of what sessions of a view share. */
+export function topicViewKey(view: TopicView): string {
+  return `${view.mount}\n${view.namespace}`;
+}
+
 export type TopicRefusal =
   | 'empty'
   | 'too_long'
