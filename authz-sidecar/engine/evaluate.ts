@@ -118,7 +118,7 @@ export interface Candidate {
   permissionDepth: number;
 }
 
-interface PathIndex {
+export interface PathIndex {
   path: ScopeRecord[];
   ids: readonly string[];
   depth: Map<string, number>;
@@ -322,15 +322,36 @@ export function allowedTopicPatterns(model: PolicyModel, subjectId: string, scop
  * returned map is shared: read it, never change it.
  */
 export function allowedTopicRules(model: PolicyModel, subjectId: string, scopeId: string, action: string): ReadonlyMap<string, ResolvedConstraint> {
-  const subject = model.subject(subjectId);
-  if (!subject || (subject.kind === 'actor' && subject.disabled)) return NO_RULES;
-  const at = pathIndexOf(model, scopeId);
-  const roles = visibleRoles(model, subjectId, at);
-  if (roles.length === 0) return NO_RULES;
-  return model.memoPolicy(`topicRules\u0000${scopeId}\u0000${action}\u0000${roles.map((r) => r.id).join('\u0000')}`, () => topicRulesOf(model, roles, at, action));
+  return topicRulesOfRoles(model, visibleRolesAt(model, subjectId, scopeId), action);
 }
 
 const NO_RULES: ReadonlyMap<string, ResolvedConstraint> = new Map();
+
+/** The roles a subject holds that are visible at a scope (see `visibleRoles`), with the scope's path. */
+export interface VisibleRoles {
+  readonly scopeId: string;
+  readonly at: PathIndex;
+  readonly roles: readonly RoleRecord[];
+}
+
+/**
+ * The roles a subject holds that are visible at a scope: what its topic rules depend on. A session grant
+ * asks for the rules of both actions and of every `rbac` app from one of these, walking the subject's
+ * memberships once (that walk was most of the sidecar's cost of re-deciding a session).
+ */
+export function visibleRolesAt(model: PolicyModel, subjectId: string, scopeId: string): VisibleRoles | null {
+  const subject = model.subject(subjectId);
+  if (!subject || (subject.kind === 'actor' && subject.disabled)) return null;
+  const at = pathIndexOf(model, scopeId);
+  return { scopeId, at, roles: visibleRoles(model, subjectId, at) };
+}
+
+/** The topic rules (pattern → permission fields) that roles visible at a scope allow for `action`; shared, read-only. */
+export function topicRulesOfRoles(model: PolicyModel, visible: VisibleRoles | null, action: string): ReadonlyMap<string, ResolvedConstraint> {
+  if (!visible || visible.roles.length === 0) return NO_RULES;
+  const { roles, at, scopeId } = visible;
+  return model.memoPolicy(`topicRules\u0000${scopeId}\u0000${action}\u0000${roles.map((r) => r.id).join('\u0000')}`, () => topicRulesOf(model, roles, at, action));
+}
 
 /**
  * The roles a subject holds that are visible at the target: through a membership on the path, defined on the
@@ -338,9 +359,9 @@ const NO_RULES: ReadonlyMap<string, ResolvedConstraint> = new Map();
  */
 function visibleRoles(model: PolicyModel, subjectId: string, at: PathIndex): RoleRecord[] {
   const out: RoleRecord[] = [];
-  for (const membership of model.membershipsOf(subjectId)) {
+  for (const membership of model.eachReferrer(subjectId, 'membership')) {
     if (!at.depth.has(membership.scopeId)) continue;
-    for (const assignment of model.referrersOf(membership.id, 'roleAssignment')) {
+    for (const assignment of model.eachReferrer(membership.id, 'roleAssignment')) {
       const role = model.get('role', assignment.roleId);
       if (role && at.depth.has(role.scopeId) && !out.includes(role)) out.push(role);
     }
@@ -349,7 +370,7 @@ function visibleRoles(model: PolicyModel, subjectId: string, at: PathIndex): Rol
 }
 
 /** The topic rules a set of roles allows at the target for `action`, after overrides. */
-function topicRulesOf(model: PolicyModel, roles: RoleRecord[], at: PathIndex, action: string): Map<string, ResolvedConstraint> {
+function topicRulesOf(model: PolicyModel, roles: readonly RoleRecord[], at: PathIndex, action: string): Map<string, ResolvedConstraint> {
   const out = new Map<string, ResolvedConstraint>();
   for (const role of roles) {
     for (const link of model.referrersOf(role.id, 'rolePermission')) {

@@ -5,7 +5,7 @@ import type { ActorRecord, AppRecord } from '../model/records.ts';
 import { isUnconstrained, minBound, resolveConstraint, UNCONSTRAINED, widerConstraint, type ResolvedConstraint } from '../../shared/limits.ts';
 import { intersectFilters } from '../../shared/topic.ts';
 import { activeDelegation } from './delegation.ts';
-import { allowedTopicRules, resolvePath } from './evaluate.ts';
+import { allowedTopicRules, resolvePath, topicRulesOfRoles, visibleRolesAt, type VisibleRoles } from './evaluate.ts';
 import { grantInput } from './grant-inputs.ts';
 import { grantLimitsAt } from './limits.ts';
 
@@ -35,7 +35,9 @@ export function sessionGrantFor(model: PolicyModel, actorId: string, expiresAt: 
 
   const apps: AppGrant[] = [];
   let rbac = false;
-  for (const grant of model.referrersOf(actor.id, 'appGrant')) {
+  // The actor's roles at its decision scope, walked once for every rbac app and both actions.
+  let visible: VisibleRoles | null | undefined;
+  for (const grant of model.eachReferrer(actor.id, 'appGrant')) {
     dependsOn.add(grantInput.app(grant.appId));
     const app = model.get('app', grant.appId);
     if (!app || app.projectId !== project.id) continue;
@@ -50,8 +52,9 @@ export function sessionGrantFor(model: PolicyModel, actorId: string, expiresAt: 
       continue;
     }
     rbac = true;
-    const publish = forApp(allowedTopicRules(model, actor.subjectId, decisionScope, 'publish'), app.slug);
-    const subscribe = forApp(allowedTopicRules(model, actor.subjectId, decisionScope, 'subscribe'), app.slug);
+    if (visible === undefined) visible = visibleRolesAt(model, actor.subjectId, decisionScope);
+    const publish = forApp(topicRulesOfRoles(model, visible, 'publish'), app.slug);
+    const subscribe = forApp(topicRulesOfRoles(model, visible, 'subscribe'), app.slug);
     apps.push(sharedRbacAppGrant(app, publish, subscribe));
   }
   apps.sort((a, b) => (a.slug < b.slug ? -1 : 1));

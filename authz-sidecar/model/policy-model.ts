@@ -13,6 +13,7 @@ import { referencesOf } from './references.ts';
 
 /** At most this many policy-derived values are kept between changes (`memoPolicy`). */
 const POLICY_MEMO_MAX = 10_000;
+const NO_RECORDS: readonly StoredRecord[] = [];
 
 /**
  * The in-memory, indexed copy of the store that every decision is computed from. It is only ever changed by
@@ -124,6 +125,15 @@ export class PolicyModel {
     const out: RecordOf<K>[] = [];
     for (const records of byKind.values()) for (const r of records.values()) out.push(r as RecordOf<K>);
     return out;
+  }
+
+  /**
+   * The same records as `referrersOf(targetId, kind)`, live and without a copy: for hot loops that only read
+   * (a session grant walks a subject's memberships and their role assignments for every refreshed session).
+   * Do not change the model while iterating.
+   */
+  eachReferrer<K extends RecordKind>(targetId: string, kind: K): Iterable<RecordOf<K>> {
+    return (this.referrers.get(targetId)?.get(kind)?.values() ?? NO_RECORDS) as Iterable<RecordOf<K>>;
   }
 
   subject(subjectId: string): RecordOf<'user'> | RecordOf<'actor'> | undefined {
