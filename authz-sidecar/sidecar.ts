@@ -7,6 +7,7 @@ import { ScopeGateError, isScopeGateError } from '../shared/errors.ts';
 import { createApp } from './app.ts';
 import { createDecisionAnswers } from './http/decision-answers.ts';
 import { fastRoutes } from './http/fast-routes.ts';
+import { ledgerReportAnswer } from './routes/broker.ts';
 import { createSidecarMetrics } from './metrics.ts';
 import { PolicyReplica } from './model/replica.ts';
 import { RouteRegistry } from './routes/registry.ts';
@@ -118,7 +119,7 @@ export async function createSidecar(options: SidecarOptions) {
     app,
     /** Listens on `port` (0 = ephemeral) and resolves with the port chosen. */
     async listen(port: number, host = '127.0.0.1'): Promise<number> {
-      const fast = fastRoutes({ ...ctx, answers });
+      const fast = fastRoutes({ ...ctx, answers, ledgerReport: (body) => ledgerReportAnswer(ctx, body) });
       server = createServer((req, res) => {
         if (!fast(req, res)) app(req, res);
       });

@@ -1,5 +1,5 @@
 /**
- * `POST /v1/evaluate`, `POST /v1/broker/connect` and `POST /v1/broker/sessions` are served by a handler in front of Express
+ * `POST /v1/evaluate`, `POST /v1/broker/connect`, `POST /v1/broker/sessions` and `POST /v1/broker/ledger` are served by a handler in front of Express
  * (authz-sidecar/http/fast-routes.ts); anything with a query string still goes through the Express route.
  * Both must answer alike.
  */
@@ -119,6 +119,37 @@ describe('fast refresh path and the Express route', () => {
     ];
     for (const [input, token, status, code] of cases) {
       const [fast, express] = await refresh(input, token);
+      expect([fast.status, fast.body?.error?.code]).toEqual([status, code]);
+      expect([express.status, express.body?.error?.code]).toEqual([status, code]);
+    }
+  });
+});
+
+describe('fast ledger path and the Express route', () => {
+  const report = async (input: unknown, token = s.brokerToken, via = '') => s.api('POST', `/v1/broker/ledger${via}`, input, token);
+
+  it('renew the same lease and hold the same sessions', async () => {
+    // Each path reports for its own broker: both leases are new (no sessions known), then known once renewed.
+    for (const [brokerId, via] of [['fast-broker', ''], ['express-broker', '?via=express']] as const) {
+      const first = await report({ brokerId, leaseMs: 30_000, events: [] }, s.brokerToken, via);
+      expect(first.status).toBe(200);
+      const second = await report({ brokerId, leaseMs: 30_000, events: [], sync: [] }, s.brokerToken, via);
+      expect(second.status).toBe(200);
+      const third = await report({ brokerId, leaseMs: 30_000, events: [] }, s.brokerToken, via);
+      expect(third.body).toEqual({ known: true, sessions: 0 });
+    }
+  });
+
+  it('give the same errors', async () => {
+    const cases: Array<[unknown, string | undefined, number, string]> = [
+      ['{not json', undefined, 400, 'INVALID_JSON'],
+      [{ brokerId: 'b', leaseMs: 5, events: [] }, undefined, 400, 'VALIDATION_FAILED'],
+      [{ brokerId: 'b', leaseMs: 30_000, events: [] }, 'wrong-token', 401, 'UNAUTHENTICATED'],
+      [{ brokerId: 'b', leaseMs: 30_000, events: [] }, s.adminToken, 401, 'UNAUTHENTICATED'],
+    ];
+    for (const [input, token, status, code] of cases) {
+      const fast = await report(input, token);
+      const express = await report(input, token, '?via=express');
       expect([fast.status, fast.body?.error?.code]).toEqual([status, code]);
       expect([express.status, express.body?.error?.code]).toEqual([status, code]);
     }

@@ -20,12 +20,15 @@ export interface FastRouteDeps {
   metrics: SidecarMetrics;
   answers: DecisionAnswers;
   rateLimiter: AdminRateLimiter;
+  /** POST /v1/broker/ledger: a broker's session events and lease renewal, validated and applied (routes/broker.ts). */
+  ledgerReport?: (body: unknown) => Promise<unknown>;
 }
 
 /**
  * The hot routes without Express: `POST /v1/evaluate` (every service calls it on every request),
- * `POST /v1/broker/connect` and `/connect/batch` (every MQTT CONNECT) and `POST /v1/broker/sessions` (every
- * policy change that concerns connected sessions). Served by the same authentication and
+ * `POST /v1/broker/connect` and `/connect/batch` (every MQTT CONNECT), `POST /v1/broker/sessions` (every
+ * policy change that concerns connected sessions) and `POST /v1/broker/ledger` (sessions coming and going,
+ * e.g. every revocation). Served by the same authentication and
  * the same answer functions (http/decision-answers.ts) as their Express routes, answered in one write:
  * Express's router, body-parser and response helpers cost more than the decision itself (about half of a
  * request's CPU in a profile). Anything but the plain form of the request — a query string (explain), a
@@ -53,6 +56,13 @@ export function fastRoutes(deps: FastRouteDeps): (req: IncomingMessage, res: Ser
       return answers.refresh(parseJson(raw));
     },
   };
+  const { ledgerReport } = deps;
+  if (ledgerReport) {
+    routes['/v1/broker/ledger'] = async (req, raw) => {
+      brokerOnly(req);
+      return ledgerReport(parseJson(raw));
+    };
+  }
   return (req, res) => {
     const route = req.method === 'POST' && req.url !== undefined ? routes[req.url] : undefined;
     if (!route || req.headers['content-encoding'] !== undefined) return false;

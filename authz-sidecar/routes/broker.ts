@@ -74,7 +74,7 @@ export function brokerRoutes(ctx: SidecarContext, options: BrokerRouteOptions): 
 
   ctx.routes.add({ method: 'post', path: '/broker/ledger', tag: 'broker', summary: 'Report session events to the live session ledger and renew the broker lease (BROKER_TOKEN)', body: ledgerReportSchema, response: ledgerReportResponseSchema });
   b.post('/ledger', async (req, res) => {
-    res.json(await applyLedgerReport(ctx, parse(ledgerReportSchema, req.body, 'body')));
+    res.json(await ledgerReportAnswer(ctx, req.body));
   });
 
   // Every connected broker hears the same event: computed once per change.
@@ -119,6 +119,11 @@ export function toBrokerEvent(model: PolicyModel, e: ChangeEvent, displaced: Rea
     ...(deletedActors.length > 0 ? { deletedActors } : {}),
     ...(disabledActors.length > 0 ? { disabledActors } : {}),
   };
+}
+
+/** POST /v1/broker/ledger from the raw body, for both the Express route and the fast path (http/fast-routes.ts). */
+export function ledgerReportAnswer(ctx: SidecarContext, body: unknown): Promise<LedgerReportResponse> {
+  return applyLedgerReport(ctx, parse(ledgerReportSchema, body, 'body'));
 }
 
 /** How far back a reservation is kept by a broker's sync even if the broker does not list it yet. */
