@@ -4,6 +4,7 @@ import type { PolicyModel } from '../model/policy-model.ts';
 import type { SigningKeyRecord } from '../model/records.ts';
 import type { Tx } from '../service/tx.ts';
 import { newId } from '../service/tx.ts';
+import { VerifiedSignatures } from './verified-signatures.ts';
 
 /**
  * Actor JWTs: ES256 only (the algorithm is pinned on verification, so `alg: none` and HS256-with-the-public-
@@ -68,16 +69,14 @@ export async function signActorToken(model: PolicyModel, issuer: string, claims:
   return { token, expiresAt: new Date(exp * 1000).toISOString() };
 }
 
-/** Imported private keys are kept: importing a JWK costs more than signing with it. */
-const privateKeys = new Map<string, Promise<CryptoKey | Uint8Array>>();
+/**
+ * Imported private keys are kept: importing a JWK costs more than signing with it. By key record, not by id,
+ * like the public keys below: a record replaced under the same id is imported anew.
+ */
+const privateKeys = new WeakMap<SigningKeyRecord, Promise<CryptoKey | Uint8Array>>();
 function privateKeyOf(key: SigningKeyRecord): Promise<CryptoKey | Uint8Array> {
-  const cacheKey = key.id;
-  let imported = privateKeys.get(cacheKey);
-  if (!imported) {
-    imported = importJWK(key.privateJwk as JWK, TOKEN_ALG);
-    if (privateKeys.size > 16) privateKeys.clear();
-    privateKeys.set(cacheKey, imported);
-  }
+  let imported = privateKeys.get(key);
+  if (!imported) privateKeys.set(key, (imported = importJWK(key.privateJwk as JWK, TOKEN_ALG)));
   return imported;
 }
 
@@ -88,7 +87,9 @@ export type TokenCheck = { ok: true; payload: JWTPayload & { sub: string; exp: n
  * cost of every MQTT CONNECT, and jose's WebCrypto path measured ~290 µs per token against ~75 µs here. The
  * checks are jose's: algorithm pinned to ES256 (so `none` and HS256 are refused before any key is used),
  * strict base64url, no `crit`, a 64-byte P-256 signature, then `iss`, `aud`, `sub`, `exp`, `iat` required,
- * `exp` in the future, `nbf` and `iat` not in the future (no tolerance).
+ * `exp` in the future, `nbf` and `iat` not in the future (no tolerance). A token whose signature was verified
+ * before against a key the model still holds is not verified again (credentials/verified-signatures.ts); its
+ * claims are.
  */
 export async function verifyActorToken(model: PolicyModel, issuer: string, token: string, now: Date): Promise<TokenCheck> {
   const parts = token.split('.');
@@ -102,9 +103,11 @@ export async function verifyActorToken(model: PolicyModel, issuer: string, token
   if (signature.length !== 64) return { ok: false, reason: 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED' };
   const candidates = typeof header.kid === 'string' ? [model.get('signingKey', header.kid)].filter((k) => k !== undefined) : [...model.all('signingKey')];
   if (candidates.length === 0) return { ok: false, reason: 'ERR_JWKS_NO_MATCHING_KEY' };
-  const signed = Buffer.from(`${h}.${p}`);
-  if (!candidates.some((k) => verify('sha256', signed, { key: publicKeyOf(k), dsaEncoding: 'ieee-p1363' }, signature))) {
-    return { ok: false, reason: 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED' };
+  if (!verifiedSignatures.keyOf(model, token)) {
+    const signed = Buffer.from(`${h}.${p}`);
+    const key = candidates.find((k) => verify('sha256', signed, { key: publicKeyOf(k), dsaEncoding: 'ieee-p1363' }, signature));
+    if (!key) return { ok: false, reason: 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED' };
+    verifiedSignatures.remember(token, key);
   }
   const payload = decodeJson(p);
   if (!payload) return { ok: false, reason: 'malformed token' };
@@ -121,6 +124,9 @@ export async function verifyActorToken(model: PolicyModel, issuer: string, token
 
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
 
+/** One per process, like the imported keys: entries are tied to the key record of the model that verified them. */
+const verifiedSignatures = new VerifiedSignatures();
+
 function decodeJson(part: string): Record<string, unknown> | null {
   try {
     const value: unknown = JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
@@ -130,13 +136,10 @@ function decodeJson(part: string): Record<string, unknown> | null {
   }
 }
 
-const publicKeys = new Map<string, KeyObject>();
+/** Public keys as node:crypto key objects, by key record (a record replaced under the same id is a new key). */
+const publicKeys = new WeakMap<SigningKeyRecord, KeyObject>();
 function publicKeyOf(key: SigningKeyRecord): KeyObject {
-  let k = publicKeys.get(key.id);
-  if (!k) {
-    k = createPublicKey({ key: key.publicJwk as JsonWebKey, format: 'jwk' });
-    if (publicKeys.size > 16) publicKeys.clear();
-    publicKeys.set(key.id, k);
-  }
+  let k = publicKeys.get(key);
+  if (!k) publicKeys.set(key, (k = createPublicKey({ key: key.publicJwk as JsonWebKey, format: 'jwk' })));
   return k;
 }
