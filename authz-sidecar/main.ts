@@ -1,6 +1,7 @@
 import pino from 'pino';
 import { ConfigError } from '../shared/config.ts';
 import { isScopeGateError } from '../shared/errors.ts';
+import { logDestination } from '../shared/log-destination.ts';
 import { runIfEntry } from '../shared/process-entry.ts';
 import { loadSidecarConfig } from './config.ts';
 import { createSidecar } from './sidecar.ts';
@@ -13,7 +14,7 @@ import { redactRedisUrl } from '../shared/redis-target.ts';
 /** Starts one sidecar from the environment: config → store → sidecar → listen; SIGTERM shuts down gracefully. */
 export async function main(env: NodeJS.ProcessEnv = process.env): Promise<{ port: number; adminToken: string; brokerToken: string; close(): Promise<void> }> {
   const config = loadSidecarConfig(env);
-  const logger = pino({ level: config.logLevel, base: { process: 'authz-sidecar' }, redact: ['req.headers.authorization', 'password', 'token', 'secret'] });
+  const logger = pino({ level: config.logLevel, base: { process: 'authz-sidecar' }, redact: ['req.headers.authorization', 'password', 'token', 'secret'] }, logDestination());
 
   let store: PolicyStore;
   /** The last connection error of the store's Redis, to name the cause when the start fails on it. */

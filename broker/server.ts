@@ -8,6 +8,7 @@ import { LedgerReporter } from './ledger-reporter.ts';
 import { stateOf } from './session-registry.ts';
 import { REFUSED_FILTER } from './session-state.ts';
 import pino, { type Logger } from 'pino';
+import { logDestination } from '../shared/log-destination.ts';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { clientAddressOf } from './client-address.ts';
 import { sendError } from '../shared/http-error.ts';
@@ -71,7 +72,7 @@ export interface BrokerOptions {
 export async function startBroker(config: Readonly<BrokerConfig>, options: BrokerOptions = {}): Promise<RunningBroker> {
   // Before anything starts: the Aedes internals ScopeGate relies on were checked against these versions only.
   checkAedesVersions(config.redisUrl !== null);
-  const logger = options.logger ?? pino({ level: config.logLevel, base: { process: 'broker' } });
+  const logger = options.logger ?? pino({ level: config.logLevel, base: { process: 'broker' } }, logDestination());
   const metrics = createBrokerMetrics();
   const registry = new SessionRegistry();
   const limitCounters = new LimitCounters();
