@@ -168,7 +168,8 @@ function summary(x: PubSubResult) {
 
 /**
  * CONNECT with a distinct JWT per connection, 10,000 held: rounds alternate between plain Aedes and ScopeGate
- * (each round opens every connection, holds them, then closes them all), and the median round counts. The
+ * (each round opens every connection, holds them, then closes them all), and the median round counts. Round 1
+ * is also reported alone: later rounds reconnect with tokens whose signatures the sidecar has verified. The
  * ratio that counts is CPU per CONNECT: plain Aedes' broker against ScopeGate's broker plus sidecar, since
  * ScopeGate's decision costs CPU in both processes. Memory per held connection is the broker's RSS growth in
  * the first round (fresh processes).
@@ -176,7 +177,7 @@ function summary(x: PubSubResult) {
 async function connect() {
   log('connect: setting up');
   const sut = await startScopeGate({}, profileArgs('connect-broker'), profileArgs('connect-sidecar'));
-  const plain = await startPlainAedes();
+  const plain = await startPlainAedes(profileArgs('connect-plain'));
   try {
     const clients = await buildConnectClients(sut.sg, settings.connectClients, settings.connectActors);
     const rounds = Math.max(3, Math.min(settings.rounds, 5));
@@ -208,7 +209,11 @@ async function connect() {
       memoryPerConnectionBytes: { scopegate: round(memory.scopegate, 0), plainAedes: round(memory.plainAedes, 0), ratio: round(memoryRatio, 3) },
       clients: settings.connectClients,
       actors: settings.connectActors,
-      auth: 'JWT (ES256), a distinct token per connection, verified by the sidecar on every CONNECT',
+      // The sidecar verifies a token's signature the first time it sees it (credentials/verified-signatures.ts):
+      // round 1 pays for every signature, later rounds reconnect the same devices with the same tokens, as a
+      // fleet does after a broker restart. Both are reported; the median round counts, as for plain Aedes.
+      auth: 'JWT (ES256), a distinct token per connection; its signature verified by the sidecar the first time it is seen (round 1), its claims on every CONNECT',
+      firstRoundCpuRatio: round(pa[0]!.brokerCpuUsPerConnect / totalCpu(sg[0]!), 3),
     };
     rows.push({
       figure: `CONNECT, JWT, ${settings.connectClients} held: CPU µs per CONNECT (broker + sidecar) [CONNACK/s]`,
@@ -219,6 +224,14 @@ async function connect() {
       met: cpuRatio >= 0.62 && held >= 10_000,
     });
     rows.push({ figure: '  CONNACK/s ratio', scopegate: '', baseline: '', ratio: round(rateRatio, 3), target: '(reported)', met: null });
+    rows.push({
+      figure: '  round 1 alone (every token new to the sidecar: each signature verified)',
+      scopegate: `${round(sg[0]!.brokerCpuUsPerConnect, 0)} + ${round(sg[0]!.sidecarCpuUsPerConnect, 0)}`,
+      baseline: `${round(pa[0]!.brokerCpuUsPerConnect, 0)}`,
+      ratio: round(pa[0]!.brokerCpuUsPerConnect / totalCpu(sg[0]!), 3),
+      target: '(reported)',
+      met: null,
+    });
     rows.push({ figure: 'broker memory per held connection (KiB)', scopegate: `${round(memory.scopegate / 1024, 1)}`, baseline: `${round(memory.plainAedes / 1024, 1)}`, ratio: round(memoryRatio, 3), target: '≤ 1.15 ×', met: memoryRatio <= 1.15 });
   } finally {
     await Promise.all([sut.stop(), plain.stop()]);
