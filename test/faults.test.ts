@@ -106,8 +106,9 @@ describe('sidecar killed (SIGKILL) and restarted on the same port', () => {
     // down, not before (its log lines give both moments).
     await closedWithin(q, SHORT_GRACE_MS + 10_000);
     const lineTime = (msg: string) => short.lines.find((l) => typeof l.msg === 'string' && l.msg.startsWith(msg) && typeof l.time === 'number' && l.time >= killedAt)?.time as number | undefined;
-    const feedDownAt = lineTime('change feed down');
-    const graceClosedAt = lineTime('sidecar unreachable beyond the grace period');
+    // Logs are written in batches (shared/log-destination.ts): a line may reach stdout up to 100 ms after the event.
+    const feedDownAt = await pollUntil(() => lineTime('change feed down'), 2_000);
+    const graceClosedAt = await pollUntil(() => lineTime('sidecar unreachable beyond the grace period'), 2_000);
     expect(feedDownAt, 'the short-grace broker logged its feed going down').toBeTypeOf('number');
     expect(graceClosedAt, 'the short-grace broker logged closing its sessions').toBeTypeOf('number');
     const graceMs = graceClosedAt! - feedDownAt!;
