@@ -193,6 +193,8 @@ async function connect() {
       );
     }
     const totalCpu = (x: ConnectResult) => x.brokerCpuUsPerConnect + x.sidecarCpuUsPerConnect;
+    // Round 1 alone: every token is new to the sidecar, so every signature is verified (later rounds reconnect).
+    const firstRoundCpuRatio = pa[0]!.brokerCpuUsPerConnect / totalCpu(sg[0]!);
     const cpuRatio = median(sg.map((x, i) => pa[i]!.brokerCpuUsPerConnect / totalCpu(x)));
     const rateRatio = median(sg.map((x, i) => x.connectsPerSecond / pa[i]!.connectsPerSecond));
     // Memory from the first round only, when both brokers are fresh processes: in later rounds each reuses the
@@ -213,7 +215,7 @@ async function connect() {
       // round 1 pays for every signature, later rounds reconnect the same devices with the same tokens, as a
       // fleet does after a broker restart. Both are reported; the median round counts, as for plain Aedes.
       auth: 'JWT (ES256), a distinct token per connection; its signature verified by the sidecar the first time it is seen (round 1), its claims on every CONNECT',
-      firstRoundCpuRatio: round(pa[0]!.brokerCpuUsPerConnect / totalCpu(sg[0]!), 3),
+      firstRoundCpuRatio: round(firstRoundCpuRatio, 3),
     };
     rows.push({
       figure: `CONNECT, JWT, ${settings.connectClients} held: CPU µs per CONNECT (broker + sidecar) [CONNACK/s]`,
@@ -228,7 +230,7 @@ async function connect() {
       figure: '  round 1 alone (every token new to the sidecar: each signature verified)',
       scopegate: `${round(sg[0]!.brokerCpuUsPerConnect, 0)} + ${round(sg[0]!.sidecarCpuUsPerConnect, 0)}`,
       baseline: `${round(pa[0]!.brokerCpuUsPerConnect, 0)}`,
-      ratio: round(pa[0]!.brokerCpuUsPerConnect / totalCpu(sg[0]!), 3),
+      ratio: round(firstRoundCpuRatio, 3),
       target: '(reported)',
       met: null,
     });

@@ -21,7 +21,7 @@ export interface FastRouteDeps {
   answers: DecisionAnswers;
   rateLimiter: AdminRateLimiter;
   /** POST /v1/broker/ledger: a broker's session events and lease renewal, validated and applied (routes/broker.ts). */
-  ledgerReport?: (body: unknown) => Promise<unknown>;
+  ledgerReport: (body: unknown) => Promise<unknown>;
 }
 
 /**
@@ -55,14 +55,11 @@ export function fastRoutes(deps: FastRouteDeps): (req: IncomingMessage, res: Ser
       brokerOnly(req);
       return answers.refresh(parseJson(raw));
     },
-  };
-  const { ledgerReport } = deps;
-  if (ledgerReport) {
-    routes['/v1/broker/ledger'] = async (req, raw) => {
+    '/v1/broker/ledger': async (req, raw) => {
       brokerOnly(req);
-      return ledgerReport(parseJson(raw));
-    };
-  }
+      return deps.ledgerReport(parseJson(raw));
+    },
+  };
   return (req, res) => {
     const route = req.method === 'POST' && req.url !== undefined ? routes[req.url] : undefined;
     if (!route || req.headers['content-encoding'] !== undefined) return false;

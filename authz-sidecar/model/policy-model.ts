@@ -116,12 +116,9 @@ export class PolicyModel {
 
   /** Records of `kind` that refer to `targetId` (in any reference field, or via subjectId). */
   referrersOf<K extends RecordKind>(targetId: string, kind?: K): RecordOf<K>[] {
+    if (kind !== undefined) return [...this.eachReferrer(targetId, kind)];
     const byKind = this.referrers.get(targetId);
     if (!byKind) return [];
-    if (kind !== undefined) {
-      const records = byKind.get(kind);
-      return records ? ([...records.values()] as RecordOf<K>[]) : [];
-    }
     const out: RecordOf<K>[] = [];
     for (const records of byKind.values()) for (const r of records.values()) out.push(r as RecordOf<K>);
     return out;
