@@ -64,6 +64,25 @@ export async function loadEvaluate(target: Awaited<ReturnType<typeof startScaleS
   }
 }
 
+/** The constant-answer server of bench/constant-http-server.ts, as a load target like a sidecar. */
+export async function startConstantHttpServer() {
+  const server = spawnJson('bench/constant-http-server.ts', {});
+  const info = await server.next((l) => typeof l.url === 'string', 60_000);
+  return { actors: 0, info, pid: server.child.pid!, stop: () => server.stop() };
+}
+
+/** The same two load runs as runEvaluateHttp against the constant-answer server. */
+export async function runConstantHttpFloor(options: { concurrency: number; durationMs: number; warmupMs: number }, fixedRate: number): Promise<{ saturated: HttpEvaluateResult; atRate: HttpEvaluateResult }> {
+  const target = await startConstantHttpServer();
+  try {
+    const saturated = await loadEvaluate(target, options);
+    const atRate = await loadEvaluate(target, { ...options, concurrency: 64, ratePerSecond: fixedRate });
+    return { saturated, atRate };
+  } finally {
+    await target.stop();
+  }
+}
+
 /** One sidecar with `actors` actors, one load run against it. */
 export async function runEvaluateHttp(actors: number, options: { concurrency: number; durationMs: number; warmupMs: number }, fixedRate: number): Promise<{ saturated: HttpEvaluateResult; atRate: HttpEvaluateResult }> {
   const target = await startScaleSidecar(actors);

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { profileArgs, round, root } from './lib.ts';
 import { buildConnectClients, buildPubSubWorld, runConnect, runPubSub, type ConnectResult, type PubSubKind, type PubSubResult } from './mqtt-scenarios.ts';
 import { runEngineComparison, runInProcessScale, runPolicySize } from './engine-scenarios.ts';
-import { loadEvaluate, runEvaluateHttp, startScaleSidecar, type HttpEvaluateResult } from './evaluate-http.ts';
+import { loadEvaluate, runConstantHttpFloor, runEvaluateHttp, startScaleSidecar, type HttpEvaluateResult } from './evaluate-http.ts';
 import { runNoisyNeighbour } from './noisy-neighbour.ts';
 import { runRevocation } from './revocation.ts';
 import { runWildcardRouting } from './redis-wildcards.ts';
@@ -281,6 +281,11 @@ async function main() {
     figures.evaluateHttp = { saturated: r, atTenThousandPerSecond: atRate };
     const ok = r.decisionsPerSecond >= 10_000 && atRate.p99Ms <= 2 && r.errors === 0 && atRate.errors === 0 && atRate.skipped === 0;
     rows.push({ figure: `POST /v1/evaluate decisions/s (${r.concurrency} in flight); p50/p99 ms at 10,000/s`, scopegate: `${round(r.decisionsPerSecond, 0)}; ${round(atRate.p50Ms)}/${round(atRate.p99Ms)}${atRate.skipped ? ` (${atRate.skipped} not sent: 64 in flight)` : ''}`, baseline: '—', ratio: null, target: '≥ 10,000/s, p99 ≤ 2 ms', met: ok });
+    // The floor: the same load against a Node HTTP server that answers a constant, so the figure above can be
+    // read against what Node's HTTP stack and this machine cost before any decision is made.
+    const floor = await runConstantHttpFloor({ concurrency: 16, durationMs: settings.evaluateMs, warmupMs: 1_000 }, 10_000);
+    figures.evaluateHttpFloor = { saturated: floor.saturated, atTenThousandPerSecond: floor.atRate };
+    rows.push({ figure: '  (floor) constant-answer Node HTTP server, same load', scopegate: `${round(floor.saturated.decisionsPerSecond, 0)}; ${round(floor.atRate.p50Ms)}/${round(floor.atRate.p99Ms)}${floor.atRate.skipped ? ` (${floor.atRate.skipped} not sent)` : ''}`, baseline: '—', ratio: null, target: '(reported)', met: null });
   }
   if (wants('engine')) {
     log('in-process evaluate vs casbin enforce()');
