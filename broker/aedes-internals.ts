@@ -344,12 +344,22 @@ export function connectionClosed(fn: (client: Client) => void): (client: Client)
 /**
  * The client's remote address: for WebSocket connections Aedes copies `req.connDetails` of the request given
  * to `aedes.handle(stream, req)` to `client.connDetails` (undocumented; aedes-server-factory's convention, set
- * by handleWithAddress below); for TCP the socket has `remoteAddress`.
+ * by handleWithAddress below); for TCP it is the socket's peer. Why not `socket.remoteAddress`: Node keeps
+ * its answer (`_peername`, an object of address, family and port) on the socket for the connection's life,
+ * ~80 B of every held connection for an address read once at CONNECT. Relies on: a net.Socket's `_handle`
+ * (a TCPWrap) having `getpeername(out)` that fills `out.address` and returns 0; anything else (a stream
+ * without one, a handle already closed) falls back to `remoteAddress`.
  */
 export function remoteAddressOf(client: Client): string | undefined {
-  const c = client as ClientInternals;
-  const conn = client.conn as { remoteAddress?: string };
-  return c.connDetails?.ipAddress ?? conn.remoteAddress ?? undefined;
+  const details = (client as ClientInternals).connDetails;
+  if (details?.ipAddress) return details.ipAddress;
+  const conn = client.conn as { remoteAddress?: string; _peername?: unknown; _handle?: { getpeername?: (out: { address?: string }) => number } | null };
+  const handle = conn._handle;
+  if (conn._peername === undefined && typeof handle?.getpeername === 'function') {
+    const out: { address?: string } = {};
+    if (handle.getpeername(out) === 0 && typeof out.address === 'string') return out.address;
+  }
+  return conn.remoteAddress ?? undefined;
 }
 
 /**

@@ -15,9 +15,20 @@ export interface LedgerReporterOptions {
 /** What a session subscribed to before its first SUBSCRIBE: one frozen list for all (lists are replaced, never written). */
 const NO_SUBSCRIPTIONS = Object.freeze([]) as unknown as string[];
 
-interface LocalSession {
-  client: Client;
-  entry: LedgerSession;
+/**
+ * A session's ledger entry lives on its Aedes client object, like its state (session-registry.ts): a WeakMap
+ * from client to session id and a wrapper object per session were ~120 B of every held connection.
+ */
+const ENTRY = Symbol('scopegate.ledgerEntry');
+type WithEntry = Client & { [ENTRY]?: LedgerSession };
+
+/** Adds the (empty) ledger slot when the client first appears, so every client object has one shape. */
+export function initLedgerSlot(client: Client): void {
+  (client as WithEntry)[ENTRY] = undefined;
+}
+
+function entryOf(client: Client): LedgerSession | undefined {
+  return (client as WithEntry)[ENTRY];
 }
 
 /**
@@ -31,8 +42,8 @@ interface LocalSession {
  */
 export class LedgerReporter {
   readonly brokerId: string;
-  private readonly sessions = new Map<string, LocalSession>();
-  private readonly idOf = new WeakMap<Client, string>();
+  /** This broker's sessions by id; each client carries its own entry. */
+  private readonly sessions = new Map<string, Client>();
   private queue: LedgerEvent[] = [];
   private needSync = true;
   private mismatches = 0;
@@ -70,48 +81,46 @@ export class LedgerReporter {
 
   /** The sidecar allowed the CONNECT and reserved the slot of `sessionId`. */
   reserved(client: Client, sessionId: string, actorId: string, clientId: string, remoteAddress: string | undefined): void {
-    this.idOf.set(client, sessionId);
-    this.sessions.set(sessionId, {
-      client,
-      entry: { sessionId, actorId, clientId, connectedAt: Date.now(), state: 'connecting', subscriptions: NO_SUBSCRIPTIONS, ...(remoteAddress ? { remoteAddress: remoteAddress.slice(0, 200) } : {}) },
-    });
+    (client as WithEntry)[ENTRY] = { sessionId, actorId, clientId, connectedAt: Date.now(), state: 'connecting', subscriptions: NO_SUBSCRIPTIONS, ...(remoteAddress ? { remoteAddress: remoteAddress.slice(0, 200) } : {}) };
+    this.sessions.set(sessionId, client);
   }
 
   /** The CONNACK was sent. */
   connected(client: Client): void {
-    const s = this.sessionOf(client);
-    if (!s) return;
-    s.entry.state = 'connected';
-    this.push({ type: 'connected', sessionId: s.entry.sessionId });
+    const entry = this.liveEntryOf(client);
+    if (!entry) return;
+    entry.state = 'connected';
+    this.push({ type: 'connected', sessionId: entry.sessionId });
   }
 
   /** The session's subscriptions now, in the client's view. */
   subscriptions(client: Client, filters: string[]): void {
-    const s = this.sessionOf(client);
-    if (!s) return;
-    s.entry.subscriptions = filters;
+    const entry = this.liveEntryOf(client);
+    if (!entry) return;
+    entry.subscriptions = filters;
     // Only the latest list matters: an earlier unsent one of the same session is replaced.
-    this.queue = this.queue.filter((e) => !(e.type === 'subscriptions' && e.sessionId === s.entry.sessionId));
-    this.push({ type: 'subscriptions', sessionId: s.entry.sessionId, subscriptions: filters });
+    this.queue = this.queue.filter((e) => !(e.type === 'subscriptions' && e.sessionId === entry.sessionId));
+    this.push({ type: 'subscriptions', sessionId: entry.sessionId, subscriptions: filters });
   }
 
   /** The session ended, or its CONNECT did not complete. Idempotent. */
   ended(client: Client): void {
-    const id = this.idOf.get(client);
-    if (id === undefined) return;
-    this.idOf.delete(client);
-    if (this.sessions.get(id)?.client !== client) return;
-    this.sessions.delete(id);
-    this.push({ type: 'ended', sessionId: id });
+    const entry = entryOf(client);
+    if (entry === undefined) return;
+    // Cleared, not deleted: `delete` would turn the client into a slow dictionary-mode object.
+    (client as WithEntry)[ENTRY] = undefined;
+    if (this.sessions.get(entry.sessionId) !== client) return;
+    this.sessions.delete(entry.sessionId);
+    this.push({ type: 'ended', sessionId: entry.sessionId });
   }
 
   /** The live client of a session of this broker (for an admin's disconnect). */
   clientOf(sessionId: string): Client | undefined {
-    return this.sessions.get(sessionId)?.client;
+    return this.sessions.get(sessionId);
   }
 
   sessionIdOf(client: Client): string | undefined {
-    return this.idOf.get(client);
+    return entryOf(client)?.sessionId;
   }
 
   get size(): number {
@@ -148,9 +157,10 @@ export class LedgerReporter {
     return count >= at.held && count <= at.held + at.deciding + (this.asked - at.asked);
   }
 
-  private sessionOf(client: Client): LocalSession | undefined {
-    const id = this.idOf.get(client);
-    return id === undefined ? undefined : this.sessions.get(id);
+  /** The client's entry while it is this broker's session of that id (not after its end). */
+  private liveEntryOf(client: Client): LedgerSession | undefined {
+    const entry = entryOf(client);
+    return entry !== undefined && this.sessions.get(entry.sessionId) === client ? entry : undefined;
   }
 
   private push(e: LedgerEvent): void {
@@ -180,7 +190,10 @@ export class LedgerReporter {
   private async send(): Promise<void> {
     const events = this.queue;
     this.queue = [];
-    const sync = this.needSync ? [...this.sessions.values()].map((s) => ({ ...s.entry, subscriptions: [...s.entry.subscriptions] })) : undefined;
+    const sync = this.needSync ? [...this.sessions.values()].flatMap((client) => {
+          const entry = entryOf(client);
+          return entry ? [{ ...entry, subscriptions: [...entry.subscriptions] }] : [];
+        }) : undefined;
     const report: LedgerReport = { brokerId: this.brokerId, leaseMs: this.leaseMs, events, ...(sync ? { sync } : {}) };
     const at = { held: this.sessions.size, deciding: this.deciding, asked: this.asked };
     let answer;

@@ -14,6 +14,18 @@ import { decideSharedSubscribe, isMemberFilter, memberStillAllowed, parseMember,
 import { decidePublish, decideSubscribe, isRefusal, sessionStateFor, subscriptionStillAllowed } from './session-state.ts';
 
 /**
+ * When (in the count of sessions started) a client's session started, on the client object like its state:
+ * a WeakMap entry was ~50 B of every held connection.
+ */
+const STARTED = Symbol('scopegate.sessionStart');
+type WithStart = Client & { [STARTED]?: number };
+
+/** Adds the (empty) start slot when the client first appears, so every client object has one shape. */
+export function initStartSlot(client: Client): void {
+  (client as WithStart)[STARTED] = undefined;
+}
+
+/**
  * Applies policy to live sessions: a new grant (subscriptions no longer allowed are dropped, those that follow
  * a moved actor are re-made in its new namespace, the will is re-checked), a revocation (the session is
  * closed, its will discarded), and token expiry (a session outlives no token).
@@ -24,9 +36,8 @@ export class SessionControl {
    * deadline per distinct expiry, not a closure and a cancel function per session (~300 B of each held one).
    */
   private readonly expiries = new Map<number, { sessions: Set<Client>; cancel: () => void }>();
-  /** How many sessions have started so far, and when (in that count) each one did. */
+  /** How many sessions have started so far; each client carries when (in that count) its session did. */
   private starts = 0;
-  private readonly startedAt = new WeakMap<Client, number>();
   /** Shared subscription groups (set by server.ts once Aedes exists): dropped member filters leave them. */
   shared: SharedGroups | null = null;
   /** Equal grants of live sessions are one set of objects (held connections are most of the broker's memory). */
@@ -50,7 +61,7 @@ export class SessionControl {
 
   /** A session was authorized at CONNECT, with the grant kept when it was decided (`keptGrant`). */
   start(client: Client, grant: SessionGrant): void {
-    this.startedAt.set(client, ++this.starts);
+    (client as WithStart)[STARTED] = ++this.starts;
     const limits = this.limits.forSession(grant);
     // Freed by `ended` (the broker calls it when the connection closes, see hooks/connect.ts).
     this.registry.set(client, sessionStateFor(grant, this.cacheSize, limits));
@@ -103,7 +114,7 @@ export class SessionControl {
   apply(client: Client, fresh: SessionGrant | null, revision: number, requestedAt: number): void {
     const old = stateOf(client);
     if (!old || client.closed) return;
-    if ((this.startedAt.get(client) ?? 0) > requestedAt && revision < old.grant.revision) return;
+    if (((client as WithStart)[STARTED] ?? 0) > requestedAt && revision < old.grant.revision) return;
     if (!fresh) return this.close(client, 'revoked');
     // Refreshed grants carry no credential expiry; the one from CONNECT still holds.
     // The limits too: a limit changed while connected applies to the next packet (pacing schedules kept).

@@ -367,6 +367,21 @@ describe('remoteAddressOf', () => {
     await c.end();
   });
 
+  it('reads a TCP peer without leaving Node’s cached answer on the socket (memory of every held connection)', async () => {
+    const { remoteAddressOf } = await import('../broker/aedes-internals.ts');
+    const seen = new Promise<{ address: string | undefined; cached: unknown }>((resolve) =>
+      sys.broker.broker.aedes.once('clientReady', (c) => {
+        const address = remoteAddressOf(c);
+        resolve({ address, cached: (c.conn as { _peername?: unknown })._peername });
+      }),
+    );
+    const c = await open(sys.url, alice);
+    const { address, cached } = await seen;
+    expect(address).toMatch(/127\.0\.0\.1$/);
+    expect(cached).toBeUndefined();
+    await c.end();
+  });
+
   it('handleWithAddress: a WebSocket client carries its peer address (x-forwarded-for only from a trusted proxy)', async () => {
     const { remoteAddressOf } = await import('../broker/aedes-internals.ts');
     const seen = new Promise<string | undefined>((resolve) => sys.broker.broker.aedes.once('clientReady', (c) => resolve(remoteAddressOf(c))));

@@ -4,6 +4,8 @@ import type { ConnectResponse, SessionGrant } from '../../shared/broker-wire.ts'
 import { connectionClosed, connectPacketOf, forgetCredentials, packetSizeLimit, remoteAddressOf, type ConnectPacketView } from '../aedes-internals.ts';
 import { countLimitEvent } from '../limits/limit-counters.ts';
 import type { BrokerContext } from '../context.ts';
+import { initLedgerSlot } from '../ledger-reporter.ts';
+import { initStartSlot } from '../session-control.ts';
 import { SidecarUnavailableError } from '../sidecar-client.ts';
 import { initStateSlot, stateOf } from '../session-registry.ts';
 import { decidePublish, isRefusal, sessionStateFor } from '../session-state.ts';
@@ -68,6 +70,8 @@ function clientPreparer(ctx: BrokerContext): (client: Client) => void {
     // object keeps one hidden class (Aedes reads client properties on every packet).
     (client as WithOutcome)[OUTCOME] = undefined;
     initStateSlot(client);
+    initLedgerSlot(client);
+    initStartSlot(client);
     installRewriter(client);
     limitPackets(client);
     onClosed(client);
