@@ -14,6 +14,8 @@ export interface SystemUnderTest {
   brokerMetricsPort: number;
   /** The latest log lines of each process (JSON, as printed). */
   logs(): { broker: Array<Record<string, unknown>>; sidecar: Array<Record<string, unknown>> };
+  /** Another broker process on the same sidecar (a fresh process, for figures a warm one would skew). */
+  startBroker(nodeArgs?: string[]): Promise<{ port: number; pid: number; stop(): Promise<void> }>;
   stop(): Promise<void>;
 }
 
@@ -30,6 +32,10 @@ export async function startScopeGate(extraBrokerEnv: Record<string, string> = {}
     sg: new ScopeGateClient({ baseUrl: sidecar.url, token: ADMIN_TOKEN }),
     brokerMetricsPort: broker.metricsPort,
     logs: () => ({ broker: broker.lines, sidecar: sidecar.lines }),
+    async startBroker(nodeArgs: string[] = []) {
+      const extra = await startBrokerProcess({ SIDECAR_URL: sidecar.url, BROKER_TOKEN, ...extraBrokerEnv }, nodeArgs);
+      return { port: extra.tcpPort, pid: extra.child.pid!, stop: () => extra.stop() };
+    },
     async stop() {
       await broker.stop();
       await sidecar.stop();
