@@ -30,7 +30,7 @@ export async function startScaleSidecar(actors: number) {
  * `POST /v1/evaluate` over real HTTP against a sidecar process, from a separate load process with
  * `concurrency` keep-alive requests in flight.
  */
-export async function loadEvaluate(target: Awaited<ReturnType<typeof startScaleSidecar>>, options: { concurrency: number; durationMs: number; warmupMs: number; ratePerSecond?: number }): Promise<HttpEvaluateResult> {
+export async function loadEvaluate(target: LoadTarget, options: { concurrency: number; durationMs: number; warmupMs: number; ratePerSecond?: number }): Promise<HttpEvaluateResult> {
   const dir = mkdtempSync(join(tmpdir(), 'sg-eval-'));
   try {
     const file = join(dir, 'config.json');
@@ -71,9 +71,12 @@ export async function startConstantHttpServer() {
   return { actors: 0, info, pid: server.child.pid!, stop: () => server.stop() };
 }
 
-/** The same two load runs as runEvaluateHttp against the constant-answer server. */
-export async function runConstantHttpFloor(options: { concurrency: number; durationMs: number; warmupMs: number }, fixedRate: number): Promise<{ saturated: HttpEvaluateResult; atRate: HttpEvaluateResult }> {
-  const target = await startConstantHttpServer();
+type LoadTarget = Awaited<ReturnType<typeof startScaleSidecar>>;
+type EvaluateOptions = { concurrency: number; durationMs: number; warmupMs: number };
+
+/** Throughput with `options.concurrency` in flight, then latency at `fixedRate` (open loop); the target stopped after. */
+async function saturatedThenAtRate(started: Promise<LoadTarget>, options: EvaluateOptions, fixedRate: number): Promise<{ saturated: HttpEvaluateResult; atRate: HttpEvaluateResult }> {
+  const target = await started;
   try {
     const saturated = await loadEvaluate(target, options);
     const atRate = await loadEvaluate(target, { ...options, concurrency: 64, ratePerSecond: fixedRate });
@@ -83,14 +86,12 @@ export async function runConstantHttpFloor(options: { concurrency: number; durat
   }
 }
 
+/** The same two load runs as runEvaluateHttp against the constant-answer server. */
+export function runConstantHttpFloor(options: EvaluateOptions, fixedRate: number) {
+  return saturatedThenAtRate(startConstantHttpServer(), options, fixedRate);
+}
+
 /** One sidecar with `actors` actors, one load run against it. */
-export async function runEvaluateHttp(actors: number, options: { concurrency: number; durationMs: number; warmupMs: number }, fixedRate: number): Promise<{ saturated: HttpEvaluateResult; atRate: HttpEvaluateResult }> {
-  const target = await startScaleSidecar(actors);
-  try {
-    const saturated = await loadEvaluate(target, options);
-    const atRate = await loadEvaluate(target, { ...options, concurrency: 64, ratePerSecond: fixedRate });
-    return { saturated, atRate };
-  } finally {
-    await target.stop();
-  }
+export function runEvaluateHttp(actors: number, options: EvaluateOptions, fixedRate: number) {
+  return saturatedThenAtRate(startScaleSidecar(actors), options, fixedRate);
 }
