@@ -206,9 +206,13 @@ export interface ClusterSet {
 export async function startClusterSet(): Promise<ClusterSet> {
   const root = mkdtempSync(join(tmpdir(), 'scopegate-cluster-'));
   const nodes = await Promise.all(
-    Array.from({ length: 6 }, (_, i) =>
-      startNode('redis-server', root, `node-${i}`, (p, d) => serverArgs(p, d, ['--cluster-enabled', 'yes', '--cluster-config-file', join(d, 'nodes.conf'), '--cluster-node-timeout', '1000'])),
-    ),
+    Array.from({ length: 6 }, async (_, i) => {
+      // The cluster bus port is chosen like the client port (below the kernel's ephemeral range): Redis' default,
+      // the client port + 10,000, falls inside that range for most ports freePort picks, where an outgoing
+      // connection's source port can hold it ("redis-server node-2 exited (1)" in CI).
+      const busPort = await freePort();
+      return startNode('redis-server', root, `node-${i}`, (p, d) => serverArgs(p, d, ['--cluster-enabled', 'yes', '--cluster-port', String(busPort), '--cluster-config-file', join(d, 'nodes.conf'), '--cluster-node-timeout', '1000']));
+    }),
   );
   const create = spawnSync('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '1', '--cluster-yes'], { encoding: 'utf8', timeout: 30_000 });
   if (create.status !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stdout}\n${create.stderr}`);
