@@ -23,7 +23,8 @@ export interface SystemUnderTest {
 export async function startScopeGate(extraBrokerEnv: Record<string, string> = {}, brokerNodeArgs: string[] = [], sidecarNodeArgs: string[] = []): Promise<SystemUnderTest> {
   // Default log level (info), as shipped: every CONNECT decision is logged on both processes.
   const sidecar = await startSidecarProcess({ AUTHZ_ADMIN_TOKEN: ADMIN_TOKEN, BROKER_TOKEN }, sidecarNodeArgs);
-  const broker = await startBrokerProcess({ SIDECAR_URL: sidecar.url, BROKER_TOKEN, ...extraBrokerEnv }, brokerNodeArgs);
+  const brokerEnv = { SIDECAR_URL: sidecar.url, BROKER_TOKEN, ...extraBrokerEnv };
+  const broker = await startBrokerProcess(brokerEnv, brokerNodeArgs);
   return {
     sidecarUrl: sidecar.url,
     brokerPort: broker.tcpPort,
@@ -33,7 +34,7 @@ export async function startScopeGate(extraBrokerEnv: Record<string, string> = {}
     brokerMetricsPort: broker.metricsPort,
     logs: () => ({ broker: broker.lines, sidecar: sidecar.lines }),
     async startBroker(nodeArgs: string[] = []) {
-      const extra = await startBrokerProcess({ SIDECAR_URL: sidecar.url, BROKER_TOKEN, ...extraBrokerEnv }, nodeArgs);
+      const extra = await startBrokerProcess(brokerEnv, nodeArgs);
       return { port: extra.tcpPort, pid: extra.child.pid!, stop: () => extra.stop() };
     },
     async stop() {
