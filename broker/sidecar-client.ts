@@ -32,6 +32,16 @@ const MAX_CONNECT_BATCH = 200;
  * CONNACKs per second rose (`npm run bench -- --quick --only=connect`, measured side by side with plain Aedes).
  */
 const MAX_CONNECT_CALLS = 1;
+/**
+ * A connect call goes out at most once per this many ms: the CONNECTs of a storm gather meanwhile and go
+ * together. Each call costs both processes far more than its size (the request and the answer each wake the
+ * other process, and the sidecar's per-request work), and with only "one call in flight" a storm's calls went
+ * out back to back, ~9 CONNECTs each. Side by side on one sidecar (10,000 CONNECTs per round, 5 rounds), CPU per
+ * CONNECT of broker + sidecar against plain Aedes' went from a median ratio of 0.53 without a window to 0.64,
+ * 0.76 and 0.85 with 2, 5 and 10 ms, and the CONNACK latency fell with it (the CPU saved is the queue's). A
+ * CONNECT after a quiet spell goes at once; one that follows a call within the window waits at most its rest.
+ */
+export const CONNECT_CALL_WINDOW_MS = 10;
 
 function validated<T>(schema: { safeParse(v: unknown): { success: true; data: T } | { success: false } }, value: unknown, what: string): T {
   const result = schema.safeParse(value);
@@ -47,6 +57,9 @@ export class SidecarClient {
   private pendingConnects: PendingConnect[] = [];
   private connectCallsInFlight = 0;
   private connectFlushScheduled = false;
+  /** When the latest connect call went out (performance.now()), and the timer holding the next one back. */
+  private lastConnectCallAt = -Infinity;
+  private connectWindowTimer: NodeJS.Timeout | null = null;
   private readonly httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 64 });
   private readonly httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 64 });
 
@@ -54,13 +67,15 @@ export class SidecarClient {
     readonly baseUrl: string,
     private readonly token: string,
     private readonly timeoutMs: number,
+    private readonly connectWindowMs = CONNECT_CALL_WINDOW_MS,
   ) {}
 
   /**
    * Decides a CONNECT. The CONNECTs of one turn of the event loop (those parsed from one burst of reads) go
    * together at the end of the turn, as one batch: one HTTP round trip for many. At most MAX_CONNECT_CALLS
-   * calls are in flight; CONNECTs that arrive meanwhile (a reconnect storm) wait and go together in the next
-   * call. A lone CONNECT on a free line waits only for the end of its turn.
+   * calls are in flight, and a call goes out at most once per `connectWindowMs`; CONNECTs that arrive
+   * meanwhile (a reconnect storm) wait and go together in the next call. A lone CONNECT on a free line, after a
+   * quiet spell, waits only for the end of its turn.
    */
   connect(request: ConnectRequest): Promise<ConnectResponse> {
     return new Promise((resolve, reject) => {
@@ -75,14 +90,22 @@ export class SidecarClient {
   }
 
   private flushConnects(): void {
-    while (this.connectCallsInFlight < MAX_CONNECT_CALLS && this.pendingConnects.length > 0) {
-      const batch = this.pendingConnects.splice(0, MAX_CONNECT_BATCH);
-      this.connectCallsInFlight++;
-      void this.sendConnects(batch).finally(() => {
-        this.connectCallsInFlight--;
+    if (this.connectCallsInFlight >= MAX_CONNECT_CALLS || this.pendingConnects.length === 0 || this.connectWindowTimer) return;
+    const wait = this.lastConnectCallAt + this.connectWindowMs - performance.now();
+    if (wait > 0 && this.pendingConnects.length < MAX_CONNECT_BATCH) {
+      this.connectWindowTimer = setTimeout(() => {
+        this.connectWindowTimer = null;
         this.flushConnects();
-      });
+      }, wait);
+      return;
     }
+    this.lastConnectCallAt = performance.now();
+    const batch = this.pendingConnects.splice(0, MAX_CONNECT_BATCH);
+    this.connectCallsInFlight++;
+    void this.sendConnects(batch).finally(() => {
+      this.connectCallsInFlight--;
+      this.flushConnects();
+    });
   }
 
   private async sendConnects(batch: PendingConnect[]): Promise<void> {
@@ -169,6 +192,9 @@ export class SidecarClient {
   }
 
   close(): void {
+    if (this.connectWindowTimer) clearTimeout(this.connectWindowTimer);
+    this.connectWindowTimer = null;
+    for (const p of this.pendingConnects.splice(0)) p.reject(new SidecarUnavailableError('connect: the broker is stopping'));
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
   }

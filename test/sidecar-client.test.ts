@@ -47,6 +47,39 @@ describe('SidecarClient.connect', () => {
     client.close();
   });
 
+  it('gathers CONNECTs that follow a call within its window into one call; after a quiet spell one goes at once', async () => {
+    const sg = new ScopeGateClient({ baseUrl: url, token: 'sc-admin-token-0123456789' });
+    const { api } = await createProject(sg, 'window');
+    const scope = await api.scopes.create({ slug: 'acme', name: 'Acme' });
+    const app = await api.apps.create({ slug: 'my-app', name: 'My App', mode: 'open' });
+    const actor = await createActor(api, 'paced', scope.accessScopeId, [app.appId]);
+    // A wide window, so that how fast this machine runs cannot decide which call a CONNECT lands in.
+    const windowMs = 2_000;
+    const client = new SidecarClient(url, 'sc-broker-token-0123456789', 5_000, windowMs);
+    const callsOf = (from: number) => new Set(lines.slice(from).filter((l) => l.msg === 'mqtt connect decision').map((l) => l.requestId)).size;
+    const request = (i: number) => ({ clientId: `paced-${i}`, username: actor.actorId, password: actor.token });
+
+    const before = lines.length;
+    await client.connect(request(0));
+    // Ten more, one every 5 ms, each after the first call's answer: on a free line each would be a call of its own.
+    const paced: Promise<unknown>[] = [];
+    for (let i = 1; i <= 10; i++) {
+      paced.push(client.connect(request(i)));
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const answers = await Promise.all(paced);
+    expect(answers.every((a) => (a as { decision: string }).decision === 'allowed')).toBe(true);
+    expect(callsOf(before)).toBe(2);
+
+    // A quiet spell longer than the window: the next CONNECT is not held back.
+    await new Promise((r) => setTimeout(r, windowMs + 100));
+    const started = performance.now();
+    await client.connect(request(11));
+    expect(performance.now() - started).toBeLessThan(windowMs / 2);
+    expect(callsOf(before)).toBe(3);
+    client.close();
+  });
+
   it('answers a batch in which one decision throws: that entry fails alone, the others are decided', async () => {
     const sg = new ScopeGateClient({ baseUrl: url, token: 'sc-admin-token-0123456789' });
     const { api } = await createProject(sg, 'broken');
