@@ -78,13 +78,15 @@ export function createConnectDecider(src: ConnectSources, options: ConnectDecide
     return undefined;
   };
 
+  const isOurKey = (kid: string | undefined) => kid !== undefined && src.model().get('signingKey', kid) !== undefined;
+
   /** A JWT (ours, or the trusted identity provider's) or an actor secret. */
   const verifyCredentials: Step = async (a) => {
     const actor = a.actor!;
     if (a.password.split('.').length === 3) {
       // A token of ours names one of our keys; anything else may come from the trusted identity provider.
-      const kid = kidOf(a.password);
-      if (external && (kid === undefined || !src.model().get('signingKey', kid))) {
+      // (Without one configured, its header is not decoded here: verifyActorToken decodes it anyway.)
+      if (external && !isOurKey(kidOf(a.password))) {
         const check = await external(a.password, src.clock());
         if (!check.ok || !actor.externalSubject || check.sub !== actor.externalSubject) return badCredentials(a);
         a.expiresAt = check.exp * 1000;
