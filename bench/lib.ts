@@ -128,3 +128,21 @@ export function cpuPreciseMsOf(pid: number): number {
   }
   return ns / 1e6;
 }
+
+/**
+ * Waits until the processes together use less than `maxPercent` of a core over a window of `windowMs`, and at
+ * least `minMs` have passed; gives up after `maxMs`. What a round leaves behind (10,000 closes, a ledger's
+ * session ends, garbage) must not run into the next round, where it competes for the same two cores.
+ */
+export async function untilIdle(pids: number[], o: { windowMs: number; maxPercent: number; minMs?: number; maxMs?: number }): Promise<{ ms: number; cpuPercent: number }> {
+  const started = Date.now();
+  const cpuOf = () => pids.reduce((ms, pid) => ms + cpuPreciseMsOf(pid), 0);
+  for (;;) {
+    const cpu0 = cpuOf();
+    const wall0 = Date.now();
+    await new Promise((r) => setTimeout(r, o.windowMs));
+    const cpuPercent = ((cpuOf() - cpu0) / (Date.now() - wall0)) * 100;
+    const ms = Date.now() - started;
+    if ((cpuPercent < o.maxPercent && ms >= (o.minMs ?? 0)) || ms >= (o.maxMs ?? 30_000)) return { ms, cpuPercent };
+  }
+}

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ScopeGateClient } from '../client/index.ts';
 import type { Credentials, LoadgenConfig, PubSubPair } from './loadgen.ts';
-import { cpuMsOf, mergeSorted, percentile, rssOf, sleep, spawnJson, type JsonChild } from './lib.ts';
+import { cpuMsOf, mergeSorted, percentile, rssOf, sleep, spawnJson, untilIdle, type JsonChild } from './lib.ts';
 
 export type PubSubKind = 'open' | 'rbac' | 'rbacNewTopic' | 'newTopic';
 
@@ -188,6 +188,8 @@ export async function runConnect(port: number, brokerPid: number, clients: Crede
     const rssAfter = rssOf(brokerPid);
     for (const p of procs) p.send('stop');
     await Promise.all(procs.map((p) => p.next((l) => l.event === 'stopped', 60_000)));
+    // The broker (and sidecar) close 10,000 sessions after this: let them finish before the next round starts.
+    await untilIdle([brokerPid, ...(options.sidecarPid ? [options.sidecarPid] : [])], { windowMs: 250, maxPercent: 5 });
     const connected = results.reduce((n, r) => n + (r.connected as number), 0);
     const loadgenCpuPercent = Math.max(...results.map((r) => r.cpuPercent as number));
     const seconds = Math.max(...results.map((r) => r.seconds as number));

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ScopeGateClient } from '../client/index.ts';
 import type { Credentials, LoadgenConfig } from './loadgen.ts';
-import { cpuPreciseMsOf, percentile, profileArgs, round, sleep, spawnJson, type JsonChild } from './lib.ts';
+import { cpuPreciseMsOf, percentile, profileArgs, round, sleep, spawnJson, untilIdle, type JsonChild } from './lib.ts';
 import { buildPubSubWorld, runPubSub } from './mqtt-scenarios.ts';
 import { startScopeGate, type SystemUnderTest } from './system.ts';
 
@@ -189,13 +189,7 @@ export function summarize(latencies: number[]) {
  * window: their idle rate with 10,000 held is ~1–1.5 % each.
  */
 async function settle(sut: SystemUnderTest): Promise<{ ms: number; cpuPercent: number }> {
-  const started = Date.now();
-  await sleep(1_000);
-  for (;;) {
-    const m = await measure(sut, 1_000, async () => undefined);
-    const cpuPercent = ((m.brokerCpuMs + m.sidecarCpuMs) / m.wallMs) * 100;
-    if ((cpuPercent < 5 && Date.now() - started >= 2_000) || Date.now() - started >= 30_000) return { ms: Date.now() - started, cpuPercent };
-  }
+  return untilIdle([sut.brokerPid, sut.sidecarPid], { windowMs: 1_000, maxPercent: 5, minMs: 2_000, maxMs: 30_000 });
 }
 
 async function measure(sut: SystemUnderTest, ms: number, run: () => Promise<Record<string, number> | undefined>) {
