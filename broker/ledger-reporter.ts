@@ -12,6 +12,17 @@ export interface LedgerReporterOptions {
   heartbeatMs?: number;
 }
 
+/**
+ * An event waits GATHER_MS for company before its report goes out, and reports go out at most once per
+ * REPORT_WINDOW_MS. Under a reconnect storm, reports every 10 ms were as many calls as the CONNECT decisions
+ * themselves, and each call costs both processes far more than its size (see CONNECT_CALL_WINDOW_MS in
+ * sidecar-client.ts); an event after a quiet spell still goes out after 10 ms. The ledger's limits are
+ * unaffected (the sidecar reserves a session's slot when it allows the CONNECT); a session's end frees its
+ * slot at most REPORT_WINDOW_MS later.
+ */
+const GATHER_MS = 10;
+const REPORT_WINDOW_MS = 50;
+
 /** What a session subscribed to before its first SUBSCRIBE: one frozen list for all (lists are replaced, never written). */
 const NO_SUBSCRIPTIONS = Object.freeze([]) as unknown as string[];
 
@@ -52,6 +63,8 @@ export class LedgerReporter {
   private deciding = 0;
   private sending: Promise<void> | null = null;
   private scheduled: NodeJS.Timeout | null = null;
+  /** When the latest report went out (Date.now()). */
+  private lastReportAt = -Infinity;
   private readonly heartbeat: NodeJS.Timeout;
   private readonly heartbeatMs: number;
   private stopped = false;
@@ -165,7 +178,11 @@ export class LedgerReporter {
 
   private push(e: LedgerEvent): void {
     this.queue.push(e);
-    this.schedule(10);
+    this.schedule(this.reportDelay());
+  }
+
+  private reportDelay(): number {
+    return Math.max(GATHER_MS, this.lastReportAt + REPORT_WINDOW_MS - Date.now());
   }
 
   private schedule(delayMs: number): void {
@@ -181,13 +198,14 @@ export class LedgerReporter {
         })
         .finally(() => {
           this.sending = null;
-          if (this.queue.length > 0) this.schedule(10);
+          if (this.queue.length > 0) this.schedule(this.reportDelay());
         });
     }, delayMs);
     this.scheduled.unref();
   }
 
   private async send(): Promise<void> {
+    this.lastReportAt = Date.now();
     const events = this.queue;
     this.queue = [];
     const sync = this.needSync ? [...this.sessions.values()].flatMap((client) => {

@@ -98,3 +98,28 @@ describe('LedgerReporter: when the full list is sent', () => {
     expect(sidecar.sessions.size).toBe(20);
   });
 });
+
+describe('LedgerReporter: how often it reports', () => {
+  it('a steady stream of session events goes out in at most one report per 50 ms, every event once and in order', async () => {
+    const sidecar = new ModelSidecar();
+    reporter = new LedgerReporter({ sidecar, brokerId: 'brk_1', logger: pino({ level: 'silent' }), heartbeatMs: 60_000 });
+    const r = reporter;
+    await r.flushed();
+    const before = sidecar.reports.length;
+    const started = Date.now();
+    // A storm: a session connects every 2 ms or so for a quarter of a second.
+    const clients: Client[] = [];
+    while (Date.now() - started < 250) {
+      clients.push(connectOne(sidecar, r).client);
+      await new Promise((res) => setTimeout(res, 2));
+    }
+    await r.flushed();
+    const elapsed = Date.now() - started;
+    const reports = sidecar.reports.slice(before);
+    // Reporting every 10 ms (plus the 5 ms answer) would take ~17 reports here.
+    expect(reports.length).toBeLessThanOrEqual(Math.ceil(elapsed / 50) + 1);
+    const connected = reports.flatMap((rep) => rep.events.filter((e) => e.type === 'connected').map((e) => e.sessionId));
+    expect(connected).toEqual(clients.map((c) => r.sessionIdOf(c)));
+  });
+});
+
